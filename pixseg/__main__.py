@@ -1,0 +1,5 @@
+import sys
+
+from pixseg.cli import main
+
+sys.exit(main())

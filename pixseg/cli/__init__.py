@@ -1,0 +1,41 @@
+"""The `pixseg` command: one module per subcommand, each with `register(subparsers)`."""
+
+import argparse
+import importlib
+import sys
+
+# Subcommand modules under pixseg.cli, in the order `pixseg --help` lists them. Each module defines
+# `register(subparsers)`, which adds its parser and sets `func` (called with the parsed args).
+SUBCOMMANDS = (
+    "synth",
+)
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as one line, exit status 2, no traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pixseg import __version__
+
+    parser = argparse.ArgumentParser(prog="pixseg", description="Semantic segmentation toolkit.")
+    parser.add_argument("--version", action="version", version=f"pixseg {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"pixseg.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except (CommandError, FileNotFoundError, ValueError) as error:
+        # Validation errors across the package are ValueError subclasses with messages written for
+        # users (they name the file and the value); a traceback would only hide that message.
+        print(f"pixseg {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
