@@ -7,7 +7,12 @@ import sys
 # Subcommand modules under pixseg.cli, in the order `pixseg --help` lists them. Each module defines
 # `register(subparsers)`, which adds its parser and sets `func` (called with the parsed args).
 SUBCOMMANDS = (
+    "demo",
     "synth",
+    "train",
+    "eval",
+    "predict",
+    "sweep-weights",
 )
 
 
@@ -22,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pixseg {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
-        importlib.import_module(f"pixseg.cli.{name}").register(subparsers)
+        importlib.import_module(f"pixseg.cli.{name.replace('-', '_')}").register(subparsers)
     return parser
 
 

@@ -1,0 +1,27 @@
+"""`pixseg predict`: label maps and overlays for image files."""
+
+from pixseg.cli.common import add_crf_arguments, add_device_argument, refiner_from_args
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("predict", help="segment image files with a checkpoint")
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("images", nargs="+", metavar="IMAGE")
+    parser.add_argument("--out", required=True, help="folder for <name>.png and <name>_overlay.png")
+    parser.add_argument("--save-probs", action="store_true", help="also write <name>_probs.npy (CxHxW)")
+    add_device_argument(parser)
+    add_crf_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    from pathlib import Path
+
+    from pixseg.engine.predict import predict_files
+    from pixseg.engine.train import load_trained_model, resolve_device
+
+    device = resolve_device(args.device)
+    model, _ = load_trained_model(args.checkpoint, device)
+    refine = refiner_from_args(args, default_cache=Path(args.out) / "pos_cache")
+    written = predict_files(model, args.images, args.out, device, refine=refine, save_probs=args.save_probs)
+    print(f"wrote {len(written)} label maps to {args.out}")

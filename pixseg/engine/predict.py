@@ -1,0 +1,41 @@
+"""Prediction: label maps (palette PNG), colour overlays and optionally probabilities for image files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from pixseg.data.palette import save_label_png
+from pixseg.data.voc import read_image
+from pixseg.engine.evaluate import predict_probs
+from pixseg.io import atomic_path
+from pixseg.viz import overlay, save_png
+
+
+def predict_files(model, image_paths, out_dir, device, *, refine=None, save_probs: bool = False,
+                  progress: bool = True) -> list[Path]:
+    """Write <stem>.png (label indices, VOC palette) and <stem>_overlay.png for each image;
+    with save_probs also <stem>_probs.npy (float32 CxHxW). Returns the label map paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stems = [Path(p).stem for p in image_paths]
+    repeated = sorted({s for s in stems if stems.count(s) > 1})
+    if repeated:
+        raise ValueError(f"several input images share the name(s) {', '.join(repeated)}; "
+                         "their outputs would overwrite each other")
+    written = []
+    for path in tqdm(image_paths, desc="predict", unit="img", disable=not progress, dynamic_ncols=True):
+        image = read_image(path)
+        probs = predict_probs(model, image, device).cpu().numpy()
+        labels = probs.argmax(0) if refine is None else refine(image, probs)
+        labels = np.asarray(labels, dtype=np.uint8)
+        stem = Path(path).stem
+        save_label_png(out_dir / f"{stem}.png", labels)
+        save_png(out_dir / f"{stem}_overlay.png", overlay(image, labels))
+        if save_probs:
+            with atomic_path(out_dir / f"{stem}_probs.npy") as tmp:
+                np.save(tmp, probs.astype(np.float32))
+        written.append(out_dir / f"{stem}.png")
+    return written

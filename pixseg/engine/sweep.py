@@ -1,0 +1,84 @@
+"""The paper's "effect of weights" study: one model per Wp (Ws = 1 - Wp), same seed and budget."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from pathlib import Path
+
+from pixseg.data import VOCSegmentation
+from pixseg.engine.config import TrainConfig
+from pixseg.engine.evaluate import evaluate
+from pixseg.engine.train import load_trained_model, resolve_device, train
+from pixseg.io import atomic_path, write_text
+
+COLUMNS = ("wp", "ws", "miou", "fg_recall", "pixel_acc", "mean_acc")
+
+
+def parse_values(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--values {text!r}: expected comma-separated numbers in [0, 1]") from None
+    bad = [v for v in values if not 0 <= v <= 1]
+    if not values or bad:
+        raise ValueError(f"--values {text!r}: every Wp must lie in [0, 1]; got {bad or 'nothing'}")
+    return values
+
+
+def sweep_weights(config: TrainConfig, values: list[float], out: str | Path, progress: bool = True) -> list[dict]:
+    """Train and evaluate one fused-loss model per Wp in `values`; write sweep.csv and sweep.png.
+
+    Each point lives in its own folder and is reused when its metrics exist, so an interrupted
+    sweep continues where it stopped.
+    """
+    out = Path(out)
+    device = resolve_device(config.device)
+    rows = []
+    for wp in values:
+        point = out / f"wp_{wp:.3f}"
+        metrics_path = point / "metrics.json"
+        if not metrics_path.is_file():
+            point_config = dataclasses.replace(config, loss={"name": "fused", "ws": 1.0 - wp, "wp": wp})
+            checkpoint = train(point_config, point, resume=True, progress=progress)
+            model, _ = load_trained_model(checkpoint, device)
+            val = VOCSegmentation(config.data.root, config.data.val_split, num_classes=config.data.num_classes)
+            metrics = evaluate(model, val, device, progress=progress, desc=f"eval Wp={wp:g}")
+            write_text(metrics_path, json.dumps(metrics, indent=2))
+        metrics = json.loads(metrics_path.read_text())
+        rows.append({"wp": wp, "ws": 1.0 - wp, **{k: metrics[k] for k in COLUMNS[2:]}})
+    write_csv(out / "sweep.csv", rows)
+    plot_sweep(out / "sweep.png", rows)
+    return rows
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: f"{row[k]:.6f}" for k in COLUMNS})
+    write_text(path, buffer.getvalue())
+
+
+def plot_sweep(path: Path, rows: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    wp = [r["wp"] for r in rows]
+    figure, axis = plt.subplots(figsize=(5, 3.4))
+    axis.plot(wp, [100 * r["miou"] for r in rows], "o-", label="mean IoU")
+    axis.plot(wp, [100 * r["fg_recall"] for r in rows], "s--", label="foreground recall")
+    axis.set_xlabel("Wp (Ws = 1 - Wp)")
+    axis.set_ylabel("%")
+    axis.set_title("Effect of the fused loss weights")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=120)
+    plt.close(figure)

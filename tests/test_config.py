@@ -1,0 +1,64 @@
+import pytest
+
+from pixseg.engine.config import load_config, packaged_config_names, parse_overrides
+
+
+def write(tmp_path, text):
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_and_overrides_are_typed(tmp_path):
+    config = load_config(write(tmp_path, "model: {name: fcn16s, width: 0.5}\n"),
+                         ["optim.lr=0.05", "loss={name: fused, ws: 0.3, wp: 0.7}", "data.crop_size=64"])
+    assert config.model.name == "fcn16s" and config.model.width == 0.5
+    assert config.optim.lr == 0.05 and config.data.crop_size == 64
+    assert config.loss == {"name": "fused", "ws": 0.3, "wp": 0.7}
+    assert config.optim.momentum == 0.9  # untouched default
+
+
+def test_loss_override_of_one_option_keeps_the_rest(tmp_path):
+    config = load_config(write(tmp_path, "loss: {name: fused, ws: 0.5, wp: 0.5}\n"), ["loss.wp=0.9"])
+    assert config.loss == {"name": "fused", "ws": 0.5, "wp": 0.9}
+
+
+def test_renaming_the_loss_replaces_its_options(tmp_path):
+    config = load_config(write(tmp_path, "loss: {name: fused, ws: 0.5, wp: 0.5}\n"), ["loss={name: ce}"])
+    assert config.loss == {"name": "ce"}
+
+
+@pytest.mark.parametrize("text, words", [
+    ("modle: {name: fcn8s}\n", ["modle"]),
+    ("model: {name: fcn8s, widht: 2}\n", ["widht", "width"]),
+    ("optim: {name: rmsprop}\n", ["optim.name", "rmsprop"]),
+    ("iterations: 10\nepochs: 2\n", ["iterations", "epochs"]),
+    ("batch_size: 0\n", ["batch_size", "0"]),
+    ("data: {scale_range: [2.0, 1.0]}\n", ["scale_range"]),
+    ("loss: {ws: 1}\n", ["loss", "name"]),
+])
+def test_bad_configs_name_the_key(tmp_path, text, words):
+    path = write(tmp_path, text)
+    with pytest.raises(ValueError) as error:
+        load_config(path)
+    for word in words:
+        assert word in str(error.value)
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ValueError, match="nope.yaml"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        load_config(write(tmp_path, "model: [unclosed\n"))
+
+
+def test_override_syntax_error():
+    with pytest.raises(ValueError, match="key=value"):
+        parse_overrides(["optim.lr"])
+
+
+def test_packaged_configs_load():
+    names = packaged_config_names()
+    assert {"demo", "fcn8s_voc", "fcn8s_voc_fused"} <= set(names)
+    for name in names:
+        load_config(name)
