@@ -1,0 +1,447 @@
+"""Render a synthetic segmentation dataset in the exact Pascal VOC 2012 layout.
+
+Each of the 20 object classes has its own shape family (several with thin legs, handles or wires)
+and its own appearance (a colour pair and a texture), so a small network can learn them from local
+evidence. Backgrounds are textured and cluttered with unlabelled distractors drawn in background
+colours, and several classes wear background-like colours and textures, so foreground and background
+are genuinely confusable. Objects occlude each other; labels carry a void band around every object
+boundary as VOC's do. Everything is drawn with numpy on coordinate grids, one random generator per
+image keyed by (seed, split, index), so a dataset is the same for a seed however it is produced.
+"""
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+from tqdm import tqdm
+
+from pixseg.data.palette import save_atomic, save_label_png
+from pixseg.io import write_text
+
+REFERENCE_SIZE = 256  # texture periods, noise and the void band are given in pixels at this size
+JPEG_QUALITY = 95
+MAX_OBJECTS = 4
+MIN_VISIBLE = 0.4  # a new object may hide at most 60% of an earlier one
+
+
+# Geometry on local coordinates (u, v): float arrays where an object spans about [-1, 1], v down.
+
+def _disc(u, v, x, y, r):
+    return (u - x) ** 2 + (v - y) ** 2 <= r * r
+
+
+def _ellipse(u, v, x, y, rx, ry):
+    return ((u - x) / rx) ** 2 + ((v - y) / ry) ** 2 <= 1.0
+
+
+def _ring(u, v, x, y, r_out, r_in):
+    d2 = (u - x) ** 2 + (v - y) ** 2
+    return (d2 <= r_out * r_out) & (d2 >= r_in * r_in)
+
+
+def _box(u, v, x0, y0, x1, y1):
+    return (u >= x0) & (u <= x1) & (v >= y0) & (v <= y1)
+
+
+def _segment(u, v, x0, y0, x1, y1, width):
+    """A capsule: points within width/2 of the segment (x0, y0)-(x1, y1)."""
+    dx, dy = x1 - x0, y1 - y0
+    t = np.clip(((u - x0) * dx + (v - y0) * dy) / (dx * dx + dy * dy), 0.0, 1.0)
+    return (u - x0 - t * dx) ** 2 + (v - y0 - t * dy) ** 2 <= (width / 2) ** 2
+
+
+def _polygon(u, v, points):
+    """A convex polygon, vertices in either winding order."""
+    inside_left = inside_right = True
+    for (x0, y0), (x1, y1) in zip(points, points[1:] + points[:1]):
+        cross = (x1 - x0) * (v - y0) - (y1 - y0) * (u - x0)
+        inside_left = inside_left & (cross >= 0)
+        inside_right = inside_right & (cross <= 0)
+    return inside_left | inside_right
+
+
+def _star(u, v, points, r_out, r_in):
+    angle = np.arctan2(v, u) * (points / (2 * np.pi))
+    wave = np.abs(angle - np.round(angle)) * 2  # 0 at a tip, 1 halfway between tips
+    return np.hypot(u, v) <= r_out + (r_in - r_out) * wave
+
+
+# The 20 shape families, one per object class.
+
+def _cross(u, v):  # aeroplane: fuselage, swept wings, tail fin
+    wings = (_polygon(u, v, [(0.2, 0.0), (-0.2, -0.95), (-0.45, -0.95), (-0.2, 0.0)])
+             | _polygon(u, v, [(0.2, 0.0), (-0.2, 0.95), (-0.45, 0.95), (-0.2, 0.0)]))
+    tail = _polygon(u, v, [(-0.65, 0.0), (-0.9, -0.45), (-1.0, -0.45), (-0.95, 0.0)])
+    return _ellipse(u, v, 0.0, 0.0, 1.0, 0.16) | wings | tail
+
+
+def _bicycle(u, v):  # two thin wheels joined by a wire frame
+    wheels = _ring(u, v, -0.55, 0.4, 0.42, 0.32) | _ring(u, v, 0.55, 0.4, 0.42, 0.32)
+    frame = np.zeros_like(wheels)
+    for x0, y0, x1, y1 in ((-0.55, 0.4, -0.1, -0.3), (-0.1, -0.3, 0.05, 0.4), (0.05, 0.4, -0.55, 0.4),
+                           (-0.1, -0.3, 0.45, -0.3), (0.05, 0.4, 0.45, -0.3), (0.45, -0.3, 0.55, 0.4),
+                           (0.45, -0.3, 0.35, -0.6), (0.2, -0.6, 0.5, -0.6), (-0.25, -0.4, 0.05, -0.4)):
+        frame |= _segment(u, v, x0, y0, x1, y1, 0.08)
+    return wheels | frame
+
+
+def _triangle(u, v):  # bird: triangular body, round head
+    return _polygon(u, v, [(-1.0, 0.3), (0.55, -0.35), (0.55, 0.7)]) | _disc(u, v, 0.65, -0.45, 0.27)
+
+
+def _boat(u, v):  # circular-segment hull, thin mast, triangular sail
+    hull = _disc(u, v, 0.0, -0.9, 1.55) & (v >= 0.3)
+    sail = _polygon(u, v, [(0.08, -0.85), (0.08, 0.2), (0.75, 0.2)])
+    return hull | _segment(u, v, 0.0, 0.35, 0.0, -0.95, 0.07) | sail
+
+
+def _bottle(u, v):  # tall rounded body, neck, cap
+    body = _segment(u, v, 0.0, 0.05, 0.0, 0.6, 0.75)
+    return body | _box(u, v, -0.14, -0.85, 0.14, 0.0) | _box(u, v, -0.19, -0.98, 0.19, -0.8)
+
+
+def _square(u, v):  # bus: rounded rectangle
+    return (_box(u, v, -1.0, -0.5, 1.0, 0.5) | _box(u, v, -0.85, -0.65, 0.85, 0.65)
+            | _disc(u, v, -0.85, -0.5, 0.15) | _disc(u, v, 0.85, -0.5, 0.15)
+            | _disc(u, v, -0.85, 0.5, 0.15) | _disc(u, v, 0.85, 0.5, 0.15))
+
+
+def _car(u, v):  # body, cabin, two wheels
+    cabin = _polygon(u, v, [(-0.6, 0.0), (-0.35, -0.5), (0.3, -0.5), (0.6, 0.0)])
+    wheels = _disc(u, v, -0.6, 0.45, 0.24) | _disc(u, v, 0.6, 0.45, 0.24)
+    return _box(u, v, -1.0, -0.05, 1.0, 0.4) | cabin | wheels
+
+
+def _cat(u, v):  # round head with pointed ears
+    ears = (_polygon(u, v, [(-0.7, -0.1), (-0.6, -0.98), (-0.1, -0.55)])
+            | _polygon(u, v, [(0.7, -0.1), (0.6, -0.98), (0.1, -0.55)]))
+    return _disc(u, v, 0.0, 0.2, 0.75) | ears
+
+
+def _chair(u, v):  # L-shaped seat and back on thin legs
+    seat = _box(u, v, -0.6, 0.0, 0.55, 0.15) | _box(u, v, 0.4, -0.95, 0.55, 0.15)
+    legs = _segment(u, v, -0.52, 0.1, -0.52, 0.95, 0.09) | _segment(u, v, 0.47, 0.1, 0.47, 0.95, 0.09)
+    return seat | legs
+
+
+def _cow(u, v):  # ellipse body on four legs, head
+    legs = np.zeros(np.broadcast(u, v).shape, dtype=bool)
+    for x in (-0.6, -0.38, 0.35, 0.57):
+        legs |= _segment(u, v, x, 0.0, x, 0.95, 0.11)
+    return _ellipse(u, v, 0.0, -0.1, 0.8, 0.38) | legs | _ellipse(u, v, 0.82, -0.42, 0.2, 0.16)
+
+
+def _table(u, v):  # thin slab on two thin legs
+    legs = _segment(u, v, -0.85, -0.3, -0.85, 0.9, 0.08) | _segment(u, v, 0.85, -0.3, 0.85, 0.9, 0.08)
+    return _box(u, v, -1.0, -0.48, 1.0, -0.3) | legs
+
+
+def _arrow(u, v):  # dog: shaft and head
+    return _box(u, v, -1.0, -0.2, 0.15, 0.2) | _polygon(u, v, [(0.15, -0.65), (1.0, 0.0), (0.15, 0.65)])
+
+
+def _mug(u, v):  # horse: body with a ring handle
+    handle = _ring(u, v, 0.35, 0.0, 0.6, 0.38) & (u >= 0.35)
+    return _box(u, v, -0.65, -0.75, 0.38, 0.85) | handle
+
+
+def _annulus(u, v):  # motorbike: thick ring
+    return _ring(u, v, 0.0, 0.0, 0.97, 0.55)
+
+
+def _person(u, v):  # head, torso, thin arms and legs
+    limbs = (_segment(u, v, -0.2, -0.4, -0.6, 0.15, 0.11) | _segment(u, v, 0.2, -0.4, 0.6, 0.15, 0.11)
+             | _segment(u, v, -0.1, 0.2, -0.32, 0.97, 0.13) | _segment(u, v, 0.1, 0.2, 0.32, 0.97, 0.13))
+    return _disc(u, v, 0.0, -0.75, 0.22) | _segment(u, v, 0.0, -0.38, 0.0, 0.15, 0.42) | limbs
+
+
+def _plant(u, v):  # star of leaves on a stem over a pot
+    pot = _polygon(u, v, [(-0.38, 0.4), (0.38, 0.4), (0.26, 0.98), (-0.26, 0.98)])
+    return _star(u, v + 0.3, 5, 0.68, 0.28) | _segment(u, v, 0.0, -0.2, 0.0, 0.45, 0.07) | pot
+
+
+def _cloud(u, v):  # sheep: union of discs on two short legs
+    body = np.zeros(np.broadcast(u, v).shape, dtype=bool)
+    for x, y, r in ((-0.55, -0.05, 0.4), (0.0, -0.3, 0.45), (0.55, -0.05, 0.4), (-0.2, 0.2, 0.42),
+                    (0.3, 0.2, 0.4)):
+        body |= _disc(u, v, x, y, r)
+    legs = _segment(u, v, -0.35, 0.4, -0.35, 0.95, 0.1) | _segment(u, v, 0.35, 0.4, 0.35, 0.95, 0.1)
+    return body | legs
+
+
+def _u_shape(u, v):  # sofa: seat between two arms
+    return _box(u, v, -1.0, 0.05, 1.0, 0.7) | _box(u, v, -1.0, -0.55, -0.7, 0.7) | _box(u, v, 0.7, -0.55, 1.0, 0.7)
+
+
+def _hexagon(u, v):  # train
+    return _polygon(u, v, [(np.cos(a), np.sin(a)) for a in np.arange(6) * np.pi / 3])
+
+
+def _frame(u, v):  # tvmonitor: hollow screen frame on a stand
+    frame = _box(u, v, -1.0, -0.9, 1.0, 0.45) & ~_box(u, v, -0.78, -0.68, 0.78, 0.23)
+    return frame | _segment(u, v, 0.0, 0.45, 0.0, 0.82, 0.12) | _box(u, v, -0.42, 0.8, 0.42, 0.95)
+
+
+# Per class: shape, two colours, texture, texture period in pixels at REFERENCE_SIZE, and whether
+# the shape may turn all the way round (others stay roughly upright). Several classes deliberately
+# wear background colours: aeroplane (sky, concrete), chair and diningtable (wood), dog (sand),
+# horse (dark earth), pottedplant (grass), sheep (sand, concrete).
+CLASS_STYLES = (
+    (_cross, (200, 205, 215), (140, 150, 170), "gradient", 0, True),
+    (_bicycle, (215, 30, 40), (120, 10, 20), "flat", 0, False),
+    (_triangle, (40, 100, 215), (160, 200, 245), "stripes", 7, False),
+    (_boat, (240, 240, 235), (205, 40, 40), "stripes", 12, False),
+    (_bottle, (30, 165, 70), (160, 235, 170), "gradient", 0, False),
+    (_square, (240, 205, 30), (35, 35, 35), "checker", 10, False),
+    (_car, (30, 50, 160), (100, 130, 230), "flat", 0, False),
+    (_cat, (230, 130, 35), (130, 65, 15), "stripes", 9, False),
+    (_chair, (140, 90, 50), (95, 60, 30), "stripes", 6, False),
+    (_cow, (240, 240, 235), (30, 25, 25), "spots", 14, False),
+    (_table, (185, 140, 90), (150, 105, 65), "stripes", 5, False),
+    (_arrow, (205, 165, 95), (150, 110, 60), "noise", 4, True),
+    (_mug, (100, 55, 35), (60, 35, 20), "noise", 6, False),
+    (_annulus, (25, 25, 30), (185, 185, 195), "rings", 8, True),
+    (_person, (235, 180, 150), (190, 120, 100), "flat", 0, False),
+    (_plant, (60, 155, 50), (25, 90, 30), "noise", 4, True),
+    (_cloud, (225, 220, 205), (180, 175, 160), "noise", 3, False),
+    (_u_shape, (135, 45, 155), (215, 160, 230), "dots", 9, False),
+    (_hexagon, (20, 155, 155), (10, 60, 70), "checker", 8, True),
+    (_frame, (25, 25, 30), (75, 95, 150), "gradient", 0, False),
+)
+
+# Background colours: grass, olive, sand, beige, sky, concrete, wood, slate, brick, dark earth.
+BACKGROUND_COLOURS = np.array([
+    (80, 110, 50), (110, 110, 70), (190, 170, 130), (205, 195, 175), (150, 175, 200),
+    (140, 140, 140), (130, 95, 65), (60, 65, 75), (150, 90, 75), (55, 45, 35),
+], dtype=np.float32) / 255
+
+
+def _value_noise(rng, shape, cell):
+    """Smooth noise in [0, 1]: random values on a grid `cell` pixels apart, smoothly interpolated."""
+    h, w = shape
+    cell = max(cell, 1.0)
+    grid = rng.random((int(h / cell) + 2, int(w / cell) + 2), dtype=np.float32)
+    ys, xs = np.arange(h, dtype=np.float32) / cell, np.arange(w, dtype=np.float32) / cell
+    y0, x0 = ys.astype(np.intp), xs.astype(np.intp)
+    fy, fx = ys - y0, xs - x0
+    fy, fx = (fy * fy * (3 - 2 * fy))[:, None], (fx * fx * (3 - 2 * fx))[None, :]
+    y0, x0 = y0[:, None], x0[None, :]
+    top = grid[y0, x0] * (1 - fx) + grid[y0, x0 + 1] * fx
+    bottom = grid[y0 + 1, x0] * (1 - fx) + grid[y0 + 1, x0 + 1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def _fractal_noise(rng, shape, cell):
+    noise = _value_noise(rng, shape, cell) * 0.55
+    noise += _value_noise(rng, shape, cell / 2) * 0.3
+    noise += _value_noise(rng, shape, cell / 4) * 0.15
+    return noise
+
+
+def _mix(a, b, t):
+    """Blend colours a and b (RGB in 0..1) by weight t (array): H×W -> H×W×3."""
+    t = t[..., None]
+    return a * (1 - t) + b * t
+
+
+def _muted_colour(rng):
+    colour = BACKGROUND_COLOURS[rng.integers(len(BACKGROUND_COLOURS))]
+    return np.clip(colour + rng.normal(0, 0.06, 3).astype(np.float32), 0, 1)
+
+
+def _background(rng, h, w, scale):
+    """One of five background families: gradient, noise, stripes, blotches, tiles."""
+    a, b, c = _muted_colour(rng), _muted_colour(rng), _muted_colour(rng)
+    ys, xs = np.arange(h, dtype=np.float32)[:, None], np.arange(w, dtype=np.float32)[None, :]
+    angle = rng.uniform(0, np.pi)
+    along = xs * np.cos(angle) + ys * np.sin(angle)
+    family = rng.integers(5)
+    if family == 0:
+        t = (along - along.min()) / max(float(along.max() - along.min()), 1.0)
+        image = _mix(a, b, t + 0.15 * (_value_noise(rng, (h, w), 24 * scale) - 0.5))
+    elif family == 1:
+        image = _mix(a, b, _fractal_noise(rng, (h, w), 40 * scale))
+        image = _mix(image, c, 0.6 * _value_noise(rng, (h, w), 3 * scale))
+    elif family == 2:
+        period = rng.uniform(6, 24) * scale
+        t = np.clip(0.5 + 1.5 * np.sin(along * (2 * np.pi / max(period, 3.0))), 0, 1)
+        image = _mix(a, b, t * (0.6 + 0.4 * _value_noise(rng, (h, w), 30 * scale)))
+    elif family == 3:
+        t = _fractal_noise(rng, (h, w), 50 * scale)
+        image = np.where((t < 0.45)[..., None], a, np.where((t < 0.58)[..., None], b, c))
+    else:
+        tile = max(rng.uniform(18, 44) * scale, 6.0)
+        rows = (ys / tile).astype(np.intp)
+        cols = ((xs + (rows % 2) * tile / 2) / tile).astype(np.intp)
+        shade = rng.uniform(0.85, 1.15, (int(h / tile) + 2, int(w / tile) + 3)).astype(np.float32)
+        grout = (ys % tile < max(scale * 2, 1)) | ((xs + (rows % 2) * tile / 2) % tile < max(scale * 2, 1))
+        image = np.where(grout[..., None], b * 0.7, a * shade[rows, cols][..., None])
+    return np.ascontiguousarray(image, dtype=np.float32)
+
+
+def _texture(rng, kind, period, pu, pv, v, scale):
+    """Blend weight in [0, 1] between an object's two colours; pu, pv are object-frame pixels."""
+    period_px = max(period * scale, 3.0)
+    k = 2 * np.pi / period_px
+    if kind == "flat":
+        return 0.25 * _value_noise(rng, pu.shape, 30 * scale)
+    if kind == "gradient":
+        return np.clip((v + 1) / 2, 0, 1)
+    if kind == "stripes":
+        return np.clip(0.5 + 1.5 * np.sin(pu * k), 0, 1)
+    if kind == "checker":
+        return (np.sin(pu * k) * np.sin(pv * k) > 0).astype(np.float32)
+    if kind == "dots":
+        du, dv = pu % period_px - period_px / 2, pv % period_px - period_px / 2
+        return (du * du + dv * dv < (0.3 * period_px) ** 2).astype(np.float32)
+    if kind == "rings":
+        return 0.5 + 0.5 * np.sin(np.hypot(pu, pv) * k)
+    if kind == "spots":
+        return (_value_noise(rng, pu.shape, period_px) > 0.6).astype(np.float32)
+    if kind == "noise":
+        return _fractal_noise(rng, pu.shape, period_px)
+    raise ValueError(f"unknown texture {kind!r}")
+
+
+def _object_frame(rng, h, w, size_range, free_rotation):
+    """Place an object: its bounding region and object-frame coordinates (pixels and local units)."""
+    length = min(h, w) * np.exp(rng.uniform(np.log(size_range[0]), np.log(size_range[1])))
+    aspect = np.exp(rng.uniform(-0.2, 0.2))
+    half_u, half_v = length / 2 * aspect, length / 2 / aspect
+    angle = rng.uniform(0, 2 * np.pi) if free_rotation else rng.normal(0, 0.2)
+    mirror = rng.choice((-1.0, 1.0))
+    cx, cy = rng.uniform(0.05 * w, 0.95 * w), rng.uniform(0.05 * h, 0.95 * h)
+    reach = np.hypot(half_u, half_v)
+    y0, y1 = max(0, int(cy - reach)), min(h, int(cy + reach) + 2)
+    x0, x1 = max(0, int(cx - reach)), min(w, int(cx + reach) + 2)
+    dy = (np.arange(y0, y1, dtype=np.float32) + 0.5 - cy)[:, None]
+    dx = (np.arange(x0, x1, dtype=np.float32) + 0.5 - cx)[None, :]
+    cos, sin = np.float32(np.cos(angle)), np.float32(np.sin(angle))
+    pu = (cos * dx + sin * dy) * np.float32(mirror)
+    pv = cos * dy - sin * dx
+    return (slice(y0, y1), slice(x0, x1)), pu, pv, pu / np.float32(half_u), pv / np.float32(half_v)
+
+
+def _paint_distractors(rng, image, scale):
+    """Unlabelled clutter in background colours: blobs, boxes, wires, stars and object silhouettes."""
+    h, w = image.shape[:2]
+    for _ in range(rng.integers(1, 7)):
+        region, pu, pv, u, v = _object_frame(rng, h, w, (0.08, 0.5), free_rotation=True)
+        kind = rng.integers(5)
+        if kind == 0:
+            mask = _ellipse(u, v, 0.0, 0.0, 1.0, rng.uniform(0.3, 1.0))
+        elif kind == 1:
+            mask = _box(u, v, -1.0, -rng.uniform(0.2, 1.0), 1.0, rng.uniform(0.2, 1.0))
+        elif kind == 2:  # a wire, 1.5-3 px thick at the reference size
+            mask = (np.abs(pv) <= max(rng.uniform(0.75, 1.5) * scale, 0.5)) & (np.abs(u) <= 1.0)
+        elif kind == 3:
+            mask = _star(u, v, int(rng.integers(3, 8)), 1.0, rng.uniform(0.3, 0.9))
+        else:
+            mask = CLASS_STYLES[rng.integers(len(CLASS_STYLES))][0](u, v)
+        texture = ("flat", "noise", "stripes")[rng.integers(3)]
+        t = _texture(rng, texture, rng.uniform(4, 12), pu, pv, v, scale)
+        image[region][mask] = _mix(_muted_colour(rng), _muted_colour(rng), t)[mask]
+
+
+def _paint_objects(rng, image, scale):
+    """Paint 1-4 objects, later ones occluding earlier ones; returns the instance map and classes."""
+    h, w = image.shape[:2]
+    instances = np.zeros((h, w), dtype=np.uint8)
+    classes, full_area, visible = [0], [0], [0]
+    for _ in range(rng.choice(np.arange(1, MAX_OBJECTS + 1), p=(0.3, 0.3, 0.25, 0.15))):
+        for _attempt in range(10):
+            label = int(rng.integers(1, len(CLASS_STYLES) + 1))
+            shape, colour_a, colour_b, texture, period, free = CLASS_STYLES[label - 1]
+            region, pu, pv, u, v = _object_frame(rng, h, w, (0.15, 0.65), free)
+            mask = shape(u, v)
+            area = int(np.count_nonzero(mask))
+            hidden = np.bincount(instances[region][mask], minlength=len(classes))
+            if area < 20 or any(visible[k] - hidden[k] < MIN_VISIBLE * full_area[k]
+                                for k in range(1, len(classes))):
+                continue
+            brightness = rng.uniform(0.85, 1.12)
+            a = np.float32(brightness) * np.asarray(colour_a, np.float32) / 255 + rng.normal(0, 0.03, 3).astype(np.float32)
+            b = np.float32(brightness) * np.asarray(colour_b, np.float32) / 255 + rng.normal(0, 0.03, 3).astype(np.float32)
+            shading = np.clip(1.0 - 0.1 * v, 0.85, 1.15)[..., None]  # lit from above
+            colour = _mix(a, b, _texture(rng, texture, period, pu, pv, v, scale)) * shading
+            image[region][mask] = colour[mask]
+            instances[region][mask] = len(classes)
+            for k in range(1, len(classes)):
+                visible[k] -= int(hidden[k])
+            classes.append(label)
+            full_area.append(area)
+            visible.append(area)
+            break
+    return instances, classes
+
+
+def _label_maps(instances, classes, band_radius):
+    """Class and instance maps with void (255) on a band around every object boundary, as VOC has."""
+    size = 2 * band_radius + 1
+    band = ndimage.maximum_filter(instances, size) != ndimage.minimum_filter(instances, size)
+    # An instance left with no pixel outside the band disappears; the others are renumbered 1..K.
+    seen = np.bincount(instances[~band], minlength=len(classes))[1:len(classes)]
+    new_id = np.full(256, 255, dtype=np.uint8)
+    new_id[0] = 0
+    kept = np.flatnonzero(seen) + 1
+    new_id[kept] = np.arange(1, len(kept) + 1)
+    class_of = np.full(256, 255, dtype=np.uint8)
+    class_of[:len(classes)] = classes
+    labels = np.where(band, np.uint8(255), class_of[instances])
+    objects = np.where(band, np.uint8(255), new_id[instances])
+    return labels, objects
+
+
+def render_scene(rng: np.random.Generator, size=(256, 256)):
+    """One synthetic image with its labels: (image uint8 H×W×3, classes uint8 H×W, instances uint8 H×W)."""
+    h, w = size
+    scale = min(h, w) / REFERENCE_SIZE
+    image = _background(rng, h, w, scale)
+    _paint_distractors(rng, image, scale)
+    instances, classes = _paint_objects(rng, image, scale)
+    light = 0.8 + 0.35 * _value_noise(rng, (h, w), 120 * scale)
+    image *= light[..., None]
+    image += np.float32(rng.uniform(0.01, 0.035)) * rng.standard_normal((h, w, 3), dtype=np.float32)
+    image = np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8)
+    labels, objects = _label_maps(instances, classes, max(1, round(min(h, w) / 200)))
+    return image, labels, objects
+
+
+SPLIT_STREAMS = {"train": 0, "val": 1}
+
+
+def make_synthetic_voc(out, n_train: int = 1000, n_val: int = 250, size=(256, 256), seed: int = 0,
+                       progress: bool = True) -> Path:
+    """Write a synthetic dataset in the VOC 2012 layout under `out`; returns `out` as a Path.
+
+    Image j of a split depends only on (seed, split, j), so the val set stays the same when only
+    n_train changes. The split files are written last: a folder holding them is complete.
+    """
+    for name, count in (("n_train", n_train), ("n_val", n_val)):
+        if not isinstance(count, (int, np.integer)) or count < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {count!r}")
+    if n_train + n_val == 0:
+        raise ValueError("n_train + n_val must be at least 1, got 0 images to make")
+    if len(size) != 2 or not all(isinstance(s, (int, np.integer)) and s >= 32 for s in size):
+        raise ValueError(f"size must be (height, width) with both at least 32 pixels, got {size!r}")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    out = Path(out)
+    folders = {name: out / name for name in ("JPEGImages", "SegmentationClass", "SegmentationObject")}
+    for folder in (*folders.values(), out / "ImageSets" / "Segmentation"):
+        folder.mkdir(parents=True, exist_ok=True)
+    ids = {split: [f"{split}_{j:06d}" for j in range(count)]
+           for split, count in (("train", n_train), ("val", n_val))}
+    jobs = [(split, j, image_id) for split in ids for j, image_id in enumerate(ids[split])]
+    for split, j, image_id in tqdm(jobs, desc="synth", unit="img", disable=not progress):
+        rng = np.random.default_rng([seed, SPLIT_STREAMS[split], j])
+        image, labels, objects = render_scene(rng, (int(size[0]), int(size[1])))
+        save_atomic(Image.fromarray(image), folders["JPEGImages"] / f"{image_id}.jpg", quality=JPEG_QUALITY)
+        save_label_png(folders["SegmentationClass"] / f"{image_id}.png", labels)
+        save_label_png(folders["SegmentationObject"] / f"{image_id}.png", objects)
+    for split, split_ids in (("train", ids["train"]), ("val", ids["val"]), ("trainval", ids["train"] + ids["val"])):
+        write_text(out / "ImageSets" / "Segmentation" / f"{split}.txt",
+                           "".join(f"{image_id}\n" for image_id in split_ids))
+    return out
+
