@@ -59,6 +59,6 @@ def test_override_syntax_error():
 
 def test_packaged_configs_load():
     names = packaged_config_names()
-    assert {"demo", "fcn8s_voc", "fcn8s_voc_fused"} <= set(names)
+    assert {"experiment_quick", "experiment_full", "fcn8s_voc", "fcn8s_voc_fused"} <= set(names)
     for name in names:
         load_config(name)

@@ -8,11 +8,14 @@ import sys
 # `register(subparsers)`, which adds its parser and sets `func` (called with the parsed args).
 SUBCOMMANDS = (
     "demo",
+    "experiment",
     "synth",
     "train",
     "eval",
     "predict",
     "sweep-weights",
+    "tune-crf",
+    "class-weights",
 )
 
 

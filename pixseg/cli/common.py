@@ -14,7 +14,8 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
 def add_crf_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("post-processing")
     group.add_argument("--crf", choices=CRF_MODES, default="none",
-                       help="none: argmax; dense: fully connected CRF; pos: CRF with pixel objectness")
+                       help="none: argmax; dense: fully connected CRF; pos: CRF with pixel objectness; "
+                            "center: CRF with a centred Gaussian in place of objectness (baseline)")
     group.add_argument("--crf-preset", default=None, help="named CRF parameter set (see `pixseg crf --help`)")
     group.add_argument("--crf-iterations", type=int, default=None, help="mean-field iterations")
     group.add_argument("--crf-appearance", type=float, nargs=3, metavar=("W", "THETA_A", "THETA_B"),

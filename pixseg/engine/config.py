@@ -29,6 +29,8 @@ class DataConfig:
     scale_range: tuple[float, float] = (0.5, 2.0)
     flip: bool = True
     num_workers: int = 0
+    # Fraction of the train split withheld from training, used to tune the CRF (never val).
+    holdout: float = 0.0
 
 
 @dataclass
@@ -113,6 +115,8 @@ def _check(config: TrainConfig, source: str) -> TrainConfig:
     if config.data.crop_size < 1 or config.data.num_classes < 2:
         fail("data.crop_size/num_classes", (config.data.crop_size, config.data.num_classes),
              "crop_size >= 1 and num_classes >= 2")
+    if not 0 <= config.data.holdout < 1:
+        fail("data.holdout", config.data.holdout, "a fraction in [0, 1)")
     low, high = config.data.scale_range
     if not 0 < low <= high:
         fail("data.scale_range", config.data.scale_range, "[low, high] with 0 < low <= high")

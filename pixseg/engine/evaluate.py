@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pixseg.data.transforms import EvalTransform
+from pixseg.data.transforms import normalize_image
 from pixseg.metrics import ConfusionMatrix
 
 # (image uint8 HxWx3, probs float32 CxHxW) -> labels HxW
@@ -16,16 +16,14 @@ Refiner = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @torch.no_grad()
-def predict_probs(model: torch.nn.Module, image: np.ndarray, device, transform=None) -> torch.Tensor:
+def predict_probs(model: torch.nn.Module, image: np.ndarray, device) -> torch.Tensor:
     """Class probabilities (float32 CxHxW, on `device`) for one uint8 HxWx3 image of any size."""
-    transform = transform or EvalTransform()
-    tensor, _ = transform(image, np.zeros(image.shape[:2], dtype=np.uint8))
-    logits = model(tensor.unsqueeze(0).to(device))
+    logits = model(normalize_image(image).to(device))
     return torch.softmax(logits[0].float(), dim=0)
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, dataset, device, *, transform=None, refine: Refiner | None = None,
+def evaluate(model: torch.nn.Module, dataset, device, *, refine: Refiner | None = None,
              progress: bool = True, desc: str = "eval") -> dict:
     """Score `model` on every (image, label) of `dataset`; returns ConfusionMatrix.compute() plus
     num_images. With `refine`, each image's probabilities go through it (e.g. a dense CRF)."""
@@ -35,7 +33,7 @@ def evaluate(model: torch.nn.Module, dataset, device, *, transform=None, refine:
     for index in tqdm(range(len(dataset)), desc=desc, unit="img", disable=not progress,
                       dynamic_ncols=True):
         image, label = dataset[index]
-        probs = predict_probs(model, image, device, transform)
+        probs = predict_probs(model, image, device)
         if refine is None:
             prediction = probs.argmax(0)
         else:

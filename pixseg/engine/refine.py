@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-CRF_MODES = ("none", "dense", "pos")
+# "center" is the POS-CRF with a content-free centred Gaussian in place of objectness: the baseline
+# that objectness from proposals has to beat (METHOD.md section 2).
+CRF_MODES = ("none", "dense", "pos", "center")
 
 
 def make_refiner(mode: str, *, crf_options: dict | None = None, pos_scale: float = 1.0,
@@ -26,12 +28,14 @@ def make_refiner(mode: str, *, crf_options: dict | None = None, pos_scale: float
     if mode == "dense":
         return lambda image, probs: np.asarray(dense_crf(image, probs, **crf_options)[0])
 
-    from pixseg.objectness import pixel_objectness
+    from pixseg.objectness import center_prior, pixel_objectness
     from pixseg.objectness.cache import cached_pixel_objectness
 
     pos_options = dict(pos_options or {})
 
     def objectness(image):
+        if mode == "center":
+            return center_prior(image.shape[:2])
         if pos_cache is None:
             return pixel_objectness(image, **pos_options)
         return cached_pixel_objectness(image, pos_cache, **pos_options)

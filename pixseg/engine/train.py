@@ -12,10 +12,11 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from pixseg.data import VOCSegmentation
-from pixseg.data.transforms import EvalTransform, TrainTransform
+from pixseg.data.transforms import TrainTransform
 from pixseg.engine.checkpoint import load_checkpoint, save_checkpoint
 from pixseg.engine.config import TrainConfig, config_from_dict
 from pixseg.engine.evaluate import evaluate
+from pixseg.engine.holdout import split_holdout
 from pixseg.losses import create_loss
 from pixseg.models import create_model
 
@@ -95,6 +96,14 @@ class ResumableBatches:
                    for offset, index in enumerate(order[first:first + self.batch_size])]
 
 
+def training_split(config: TrainConfig, held_out: bool = False):
+    """The images a config trains on, or with held_out=True the ones it withholds for tuning."""
+    data = config.data
+    full = VOCSegmentation(data.root, data.train_split, num_classes=data.num_classes)
+    fit, held = split_holdout(full, data.holdout)
+    return held if held_out else fit
+
+
 def total_iterations(config: TrainConfig, num_samples: int) -> int:
     if config.iterations is not None:
         return config.iterations
@@ -153,7 +162,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
     torch.manual_seed(config.seed)
 
     data = config.data
-    train_set = VOCSegmentation(data.root, data.train_split, num_classes=data.num_classes)
+    train_set = training_split(config)
     if len(train_set) < config.batch_size:
         raise ValueError(f"{data.root}: split {data.train_split!r} has {len(train_set)} images, "
                          f"fewer than batch_size {config.batch_size}")
@@ -196,7 +205,9 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         SeededSamples(train_set, transform),
         batch_sampler=ResumableBatches(len(train_set), config.batch_size, config.seed, start, total),
         num_workers=data.num_workers, pin_memory=device.type == "cuda",
-        persistent_workers=False,
+        # Its own generator: the loader draws a seed per iterator, which must not shift the global
+        # RNG that dropout uses, or a resumed run would diverge from an uninterrupted one.
+        generator=torch.Generator().manual_seed(config.seed),
     )
     model.train()
     bar = tqdm(loader, total=total, initial=start, desc="train", unit="it", disable=not progress,
@@ -220,8 +231,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
                 log.write(json.dumps({"step": step, "loss": loss.item(), "lr": lr,
                                       "seconds": round(time.perf_counter() - started, 2)}) + "\n")
             if val_set is not None and (step % config.val_every == 0 or step == total):
-                metrics = evaluate(model, val_set, device, progress=False,
-                                   transform=EvalTransform())
+                metrics = evaluate(model, val_set, device, progress=False)
                 model.train()
                 log.write(json.dumps({"step": step, "split": data.val_split,
                                       **{k: v for k, v in metrics.items() if k != "iou"}}) + "\n")

@@ -1,0 +1,32 @@
+"""`pixseg experiment`: Liu & Lew's study (3 FCNs x 2 losses x 3 post-processings) with a report."""
+
+from pixseg.cli.common import add_device_argument
+
+MODELS = "fcn32s,fcn16s,fcn8s"
+
+
+def add_experiment_arguments(parser, default_out: str) -> None:
+    parser.add_argument("--data", default=None,
+                        help="VOC-layout folder (e.g. VOCdevkit/VOC2012); default: synthetic data in OUT/data")
+    parser.add_argument("--out", default=default_out, help="output folder (rerun to resume)")
+    parser.add_argument("--models", default=MODELS, help=f"comma-separated, from {MODELS}")
+    parser.add_argument("--pretrained", default=None, help="torchvision vgg16-*.pth for the full budget")
+    parser.add_argument("--workers", type=int, default=2, help="processes computing objectness maps")
+    add_device_argument(parser)
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides")
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("experiment", help="the paper's study: train, CRF, POS-CRF, tables, report.html")
+    add_experiment_arguments(parser, "runs/experiment")
+    parser.add_argument("--budget", choices=("quick", "full"), default="quick",
+                        help="quick: narrow nets on a CPU; full: the FCN schedule at full width")
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    from pixseg.engine.experiment import run_experiment
+
+    run_experiment(args.out, args.data, [m.strip() for m in args.models.split(",") if m.strip()],
+                   budget=getattr(args, "budget", "quick"), device=args.device, pretrained=args.pretrained,
+                   workers=args.workers, overrides=args.overrides)

@@ -1,0 +1,52 @@
+"""`pixseg tune-crf`: pick dense-CRF parameters on held-out training images, never on val."""
+
+import json
+from pathlib import Path
+
+from pixseg.cli.common import add_device_argument
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("tune-crf", help="choose CRF parameters on held-out training images")
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--data", default=None, help="dataset folder (default: the one the model trained on)")
+    parser.add_argument("--split", default=None,
+                        help="tune on this split instead of the training run's held-out images (never val)")
+    parser.add_argument("--trials", type=int, default=24, help="random settings tried beside the presets")
+    parser.add_argument("--iterations", type=int, default=5, help="mean-field iterations")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="JSON file for the result (default: beside the checkpoint)")
+    add_device_argument(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    from pixseg.data import VOCSegmentation
+    from pixseg.engine.train import load_trained_model, resolve_device, training_split
+    from pixseg.engine.tune_crf import candidate_settings, tune_crf
+    from pixseg.io import write_text
+
+    if args.split == "val":
+        raise ValueError("--split val: CRF parameters tuned on the split you report inflate its scores; "
+                         "use the training run's held-out images (the default) or another split")
+    if args.trials < 0 or args.iterations < 1:
+        raise ValueError(f"--trials {args.trials} / --iterations {args.iterations}: expected >= 0 and >= 1")
+    device = resolve_device(args.device)
+    model, config = load_trained_model(args.checkpoint, device)
+    if args.data is not None:
+        config.data.root = str(args.data)
+    if args.split is not None:
+        images = VOCSegmentation(config.data.root, args.split, num_classes=config.data.num_classes)
+    else:
+        if config.data.holdout <= 0:
+            raise ValueError(f"{args.checkpoint} was trained on all of its train split (data.holdout = 0); "
+                             "give --split with images it did not train on")
+        images = training_split(config, held_out=True)
+    result = tune_crf(model, images, device, candidate_settings(args.trials, args.iterations, args.seed))
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent / "crf.json"
+    write_text(out, json.dumps(result, indent=2))
+    best = result["best"]
+    print(f"best on {result['num_images']} held-out images: appearance {best['appearance']}, "
+          f"smoothness {best['smoothness']}, mIoU {100 * result['best_miou']:.2f} "
+          f"(no CRF {100 * result['no_crf_miou']:.2f})")
+    print(f"wrote {out}")

@@ -1,0 +1,92 @@
+import json
+
+import pytest
+import torch
+
+import pixseg.engine.train as train_module
+from pixseg.data.synthetic import make_synthetic_voc
+from pixseg.engine.config import load_config
+from pixseg.engine.holdout import split_holdout
+from pixseg.engine.train import ResumableBatches, load_trained_model, train
+
+
+@pytest.fixture(scope="module")
+def tiny_voc(tmp_path_factory):
+    return make_synthetic_voc(tmp_path_factory.mktemp("voc"), n_train=10, n_val=3, size=(40, 40), seed=1,
+                              progress=False)
+
+
+def tiny_config(root, **extra):
+    overrides = [f"data.root={root}", "model.width=0.0625", "data.crop_size=32", "batch_size=2",
+                 "iterations=4", "val_every=3", "checkpoint_every=2", "optim.name=sgd", "optim.lr=0.01",
+                 *[f"{k}={v}" for k, v in extra.items()]]
+    return load_config("experiment_quick", overrides)
+
+
+def test_batches_can_start_at_any_step():
+    full = list(ResumableBatches(10, 3, seed=5, start=0, total=9))
+    assert list(ResumableBatches(10, 3, seed=5, start=4, total=9)) == full[4:]
+    assert len(full) == 9 and all(len(batch) == 3 for batch in full)
+    first_epoch = [index for batch in full[:3] for index, _ in batch]
+    assert len(set(first_epoch)) == 9  # no repeats inside an epoch
+    seeds = [seed for batch in full for _, seed in batch]
+    assert len(set(seeds)) == len(seeds)
+
+
+def test_holdout_is_fixed_and_disjoint(tiny_voc):
+    from pixseg.data import VOCSegmentation
+
+    train_set = VOCSegmentation(tiny_voc, "train")
+    fit, held = split_holdout(train_set, 0.2)
+    again_fit, again_held = split_holdout(train_set, 0.2)
+    assert held.ids == again_held.ids and len(held) == 2 and len(fit) == 8
+    assert not set(fit.ids) & set(held.ids)
+    with pytest.raises(ValueError, match="holdout"):
+        split_holdout(train_set, 1.0)
+
+
+def test_training_writes_log_and_checkpoint(tiny_voc, tmp_path):
+    checkpoint = train(tiny_config(tiny_voc), tmp_path, progress=False)
+    state = torch.load(checkpoint, weights_only=True)
+    assert state["step"] == 4 and state["config"]["model"]["width"] == 0.0625
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    validations = [line for line in lines if line.get("split") == "val"]
+    assert [line["step"] for line in validations] == [3, 4]
+    assert all(0 <= line["miou"] <= 1 for line in validations)
+    model, config = load_trained_model(checkpoint)
+    assert not model.training and config.iterations == 4
+
+
+def test_resume_continues_exactly(tiny_voc, tmp_path, monkeypatch):
+    straight = train(tiny_config(tiny_voc), tmp_path / "straight", progress=False)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # dies at step 3, after the step-2 checkpoint
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "evaluate", crash)
+        with pytest.raises(KeyboardInterrupt):
+            train(tiny_config(tiny_voc), tmp_path / "resumed", progress=False)
+    assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["step"] == 2
+    resumed = train(tiny_config(tiny_voc), tmp_path / "resumed", resume=True, progress=False)
+
+    a = torch.load(straight, weights_only=True)["model"]
+    b = torch.load(resumed, weights_only=True)["model"]
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and steps.count(4) == 2  # a loss line and a val line, no duplicates
+
+
+def test_resume_refuses_a_different_config(tiny_voc, tmp_path):
+    train(tiny_config(tiny_voc), tmp_path, progress=False)
+    with pytest.raises(ValueError, match="optim.lr"):
+        train(tiny_config(tiny_voc, **{"optim.lr": 0.5}), tmp_path, resume=True, progress=False)
+
+
+def test_missing_dataset_and_too_small_split(tiny_voc, tmp_path):
+    config = tiny_config(tiny_voc)
+    config.data.root = None
+    with pytest.raises(ValueError, match="--data"):
+        train(config, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="batch_size"):
+        train(tiny_config(tiny_voc, batch_size=64), tmp_path, progress=False)
