@@ -1,0 +1,143 @@
+"""FCN-32s, FCN-16s and FCN-8s on VGG16, as Long, Shelhamer & Darrell built them (CVPR 2015).
+
+The layers follow the reference Caffe nets (voc-fcn32s / 16s / 8s): conv1_1 padded by 100, max
+pools rounding up, fc6 / fc7 as convolutions with dropout, a 1x1 `score_fr`, zero-initialised
+score layers on pool4 and pool3 fused by addition, and upsampling by bilinear-initialised transposed
+convolutions (or plain interpolation, see `upsample.py`).
+
+Alignment. Every map's pixel i sits at input coordinate origin + stride * i (the centre of its
+receptive field): a k x k conv or pool with padding p and step s moves the origin by
+stride * ((k - 1) / 2 - p) and multiplies the stride by s; `upsampled_grid` gives the same for the
+upsampling layers. A skip map is cropped where it lines up with the upsampled map, and the output
+where it lines up with the input. The offsets are computed from the layers at construction, so
+they hold for every upsampling mode and every input size. For the transposed convolutions they are
+the reference's: FCN-32s 19; FCN-16s 5 and 27; FCN-8s 5, 9 and 31. Interpolation starts its output
+factor / 2 pixels later than the transposed conv, giving FCN-32s 3; FCN-16s 6 and 3; FCN-8s 6, 12, 3.
+"""
+
+import torch
+from torch import nn
+
+from pixseg.models.backbones.vgg import POOL3_END, POOL4_END, VGG16, check_width, load_torchvision_vgg16
+from pixseg.models.upsample import check_mode, make_upsampler, upsampled_grid
+
+OUTPUT_STRIDES = (32, 16, 8)
+
+
+def _grid(layers, origin: float, stride: float) -> tuple[float, float]:
+    """(origin, stride) of the map `layers` produce from a map at (origin, stride)."""
+    for layer in layers:
+        if isinstance(layer, (nn.Conv2d, nn.MaxPool2d)):
+            kernel, step, padding = (v if isinstance(v, int) else v[0] for v in (layer.kernel_size, layer.stride, layer.padding))
+            origin += stride * ((kernel - 1) / 2 - padding)
+            stride *= step
+    return origin, stride
+
+
+def _offset(inner: tuple[float, float], outer: tuple[float, float]) -> int:
+    """Crop offset into the `outer` map that lines its pixels up with those of the `inner` map."""
+    offset = (inner[0] - outer[0]) / outer[1]
+    assert inner[1] == outer[1] and offset.is_integer() and offset >= 0, (inner, outer)
+    return int(offset)
+
+
+def _crop(x: torch.Tensor, offset: int, size) -> torch.Tensor:
+    return x[..., offset : offset + size[0], offset : offset + size[1]]
+
+
+def check_num_classes(num_classes) -> int:
+    """Return `num_classes`, or raise ValueError unless it is an integer >= 1."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
+    return num_classes
+
+
+def _score_layer(in_channels: int, num_classes: int) -> nn.Conv2d:
+    # Zero, as the reference: the net starts as its coarser version and learns to use the skip.
+    layer = nn.Conv2d(in_channels, num_classes, 1)
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class FCN(nn.Module):
+    """FCN with output stride 32, 16 or 8: logits N x num_classes x H x W for an N x 3 x H x W input.
+
+    backbone is a VGG16 with conv1_1 padded by 100; upsample is one of UPSAMPLE_MODES. Any
+    H, W >= 1 gives an output aligned pixel for pixel with the input.
+    """
+
+    def __init__(self, backbone: VGG16, num_classes: int, output_stride: int, upsample: str = "deconv"):
+        super().__init__()
+        check_num_classes(num_classes)
+        if output_stride not in OUTPUT_STRIDES:
+            raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride!r}")
+        check_mode(upsample)
+        self.num_classes = num_classes
+        self.output_stride = output_stride
+        self.backbone = backbone
+        features = self.backbone.features
+        pool3 = _grid(features[:POOL3_END], 0.0, 1)
+        pool4 = _grid(features[POOL3_END:POOL4_END], *pool3)
+        grid = _grid([*features[POOL4_END:], *self.backbone.classifier], *pool4)
+
+        self.score_fr = _score_layer(self.backbone.out_channels, num_classes)
+        if output_stride <= 16:
+            self.upscore2 = make_upsampler(num_classes, 2, upsample)
+            self.score_pool4 = _score_layer(self.backbone.pool4_channels, num_classes)
+            grid = upsampled_grid(*grid, 2, upsample)
+            self.pool4_offset = _offset(grid, pool4)
+        if output_stride == 8:
+            self.upscore_pool4 = make_upsampler(num_classes, 2, upsample)
+            self.score_pool3 = _score_layer(self.backbone.pool3_channels, num_classes)
+            grid = upsampled_grid(*grid, 2, upsample)
+            self.pool3_offset = _offset(grid, pool3)
+        # The reference names the final layer upscore (32s), upscore16 or upscore8; one name here.
+        self.upscore = make_upsampler(num_classes, output_stride, upsample)
+        self.offset = _offset((0.0, 1), upsampled_grid(*grid, output_stride, upsample))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"FCN input must be N x 3 x H x W, got shape {tuple(x.shape)}")
+        pool3, pool4, fc7 = self.backbone(x)
+        score = self.score_fr(fc7)
+        # Cropping before the 1x1 score layers gives what the reference computes (crop after) for less work.
+        if self.output_stride <= 16:
+            score = self.upscore2(score)
+            score = score + self.score_pool4(_crop(pool4, self.pool4_offset, score.shape[-2:]))
+        if self.output_stride == 8:
+            score = self.upscore_pool4(score)
+            score = score + self.score_pool3(_crop(pool3, self.pool3_offset, score.shape[-2:]))
+        return _crop(self.upscore(score), self.offset, x.shape[-2:])
+
+
+def build_fcn(output_stride: int, num_classes: int, width=1.0, upsample="deconv", pretrained=None, dropout=0.5) -> FCN:
+    """An FCN; `pretrained` is a torchvision vgg16-*.pth file to start the backbone from (width 1 only)."""
+    check_num_classes(num_classes)
+    check_mode(upsample)
+    if pretrained is None:
+        backbone = VGG16(width, dropout, first_padding=100)
+    else:
+        if check_width(width) != 1.0:
+            raise ValueError(f"pretrained VGG16 weights fit width=1.0 only, got width={width!r}")
+        state = load_torchvision_vgg16(pretrained)
+        # Built without storage and handed the checkpoint's tensors: no 134M-weight random init to discard.
+        with torch.device("meta"):
+            backbone = VGG16(width, dropout, first_padding=100)
+        backbone.load_state_dict(state, assign=True)
+    return FCN(backbone, num_classes, output_stride, upsample)
+
+
+def fcn32s(num_classes: int, *, width=1.0, upsample="deconv", pretrained=None, dropout=0.5) -> FCN:
+    """FCN-32s: fc7's scores upsampled 32x in one step."""
+    return build_fcn(32, num_classes, width, upsample, pretrained, dropout)
+
+
+def fcn16s(num_classes: int, *, width=1.0, upsample="deconv", pretrained=None, dropout=0.5) -> FCN:
+    """FCN-16s: fc7's scores upsampled 2x plus pool4's, then upsampled 16x."""
+    return build_fcn(16, num_classes, width, upsample, pretrained, dropout)
+
+
+def fcn8s(num_classes: int, *, width=1.0, upsample="deconv", pretrained=None, dropout=0.5) -> FCN:
+    """FCN-8s: as FCN-16s, then 2x plus pool3's scores, then upsampled 8x."""
+    return build_fcn(8, num_classes, width, upsample, pretrained, dropout)
