@@ -1,0 +1,112 @@
+"""A streaming confusion matrix over label maps and the segmentation scores derived from it.
+
+Scores are computed from one matrix accumulated over a whole split, never averaged per image (seed 003).
+Class 0 is background; classes 1..C-1 are objects.
+"""
+
+import numpy as np
+import torch
+
+
+def _as_labels(value, name: str) -> torch.Tensor:
+    if isinstance(value, np.ndarray):
+        # Copied if needed: torch cannot wrap negative strides (a flipped view) or non-native byte order.
+        value = torch.from_numpy(np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("=")))
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"{name} must be a torch tensor or numpy array of labels, got {type(value).__name__}")
+    if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+        raise ValueError(f"{name} must hold integer labels, got dtype {value.dtype}")
+    return value
+
+
+class ConfusionMatrix:
+    """Counts of (ground truth, prediction) label pairs, accumulated with ``update`` over many images.
+
+    ``matrix[t, p]`` is the number of pixels of ground-truth class t predicted as class p, an int64 tensor
+    kept on ``device``, or else on the device of the first tensor passed to ``update``. Pixels whose
+    ground truth is ``ignore_index`` are skipped whatever their prediction.
+    """
+
+    def __init__(self, num_classes: int, ignore_index: int = 255, device=None):
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+            raise ValueError(f"ignore_index must be an integer, got {ignore_index!r}")
+        if 0 <= ignore_index < num_classes:
+            raise ValueError(f"ignore_index {ignore_index} is a class label (0..{num_classes - 1}); "
+                             "it must lie outside that range")
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.device = None if device is None else torch.device(device)
+        self.matrix = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every pixel counted so far."""
+        shape = (self.num_classes, self.num_classes)
+        self.matrix = None if self.device is None else torch.zeros(shape, dtype=torch.int64, device=self.device)
+
+    def _zeros_on(self, device) -> None:
+        self.device = torch.device(device)
+        self.reset()
+
+    def update(self, pred, target) -> None:
+        """Count one batch: ``pred`` and ``target`` are label maps of the same shape (tensors or arrays)."""
+        pred = _as_labels(pred, "pred")
+        target = _as_labels(target, "target")
+        if pred.shape != target.shape:
+            raise ValueError(f"pred shape {tuple(pred.shape)} does not match target shape {tuple(target.shape)}")
+        if self.matrix is None:
+            self._zeros_on(target.device)
+        pred = pred.to(self.device, torch.int64).reshape(-1)
+        target = target.to(self.device, torch.int64).reshape(-1)
+        valid = target != self.ignore_index
+        pred, target = pred[valid], target[valid]
+        c = self.num_classes
+        for name, labels in (("target", target), ("pred", pred)):
+            bad = (labels < 0) | (labels >= c)
+            if bad.any():
+                values = torch.unique(labels[bad])[:10].tolist()
+                void = f" and not the ignore index {self.ignore_index}" if name == "target" else ""
+                raise ValueError(f"{name} labels {values} are outside 0..{c - 1}{void}")
+        self.matrix += torch.bincount(target * c + pred, minlength=c * c).reshape(c, c)
+
+    def merge(self, other: "ConfusionMatrix") -> "ConfusionMatrix":
+        """Add another matrix's counts to this one (for example from a parallel worker); returns self."""
+        if not isinstance(other, ConfusionMatrix) or (other.num_classes, other.ignore_index) != (
+                self.num_classes, self.ignore_index):
+            raise ValueError("can only merge a ConfusionMatrix with the same num_classes and ignore_index")
+        if other.matrix is not None:
+            if self.matrix is None:
+                self._zeros_on(other.device)
+            self.matrix += other.matrix.to(self.device)
+        return self
+
+    def compute(self) -> dict:
+        """Scores as Python floats in 0..1 (NaN where undefined).
+
+        pixel_acc: correct pixels / all pixels. mean_acc: per-class accuracy averaged over the classes in
+        the ground truth. iou: per class TP / (TP + FP + FN), NaN for a class absent from both ground
+        truth and prediction. miou: mean of iou over the classes that are not NaN. fwiou: iou weighted by
+        each class's share of ground-truth pixels. fg_recall: object pixels (ground truth >= 1) labelled
+        with their correct class / all object pixels, NaN when there are none.
+        """
+        if self.matrix is None or int(self.matrix.sum()) == 0:
+            raise ValueError("the confusion matrix is empty: update it with at least one non-void pixel")
+        m = self.matrix.double().cpu().numpy()
+        tp = np.diag(m)
+        truth, predicted = m.sum(axis=1), m.sum(axis=0)
+        total = m.sum()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            class_acc = np.where(truth > 0, tp / truth, np.nan)
+            union = truth + predicted - tp
+            iou = np.where(union > 0, tp / union, np.nan)
+        object_pixels = truth[1:].sum()
+        return {
+            "pixel_acc": float(tp.sum() / total),
+            "mean_acc": float(np.nanmean(class_acc)),
+            "iou": [float(v) for v in iou],
+            "miou": float(np.nanmean(iou)),
+            "fwiou": float(np.nansum(truth / total * iou)),
+            "fg_recall": float(tp[1:].sum() / object_pixels) if object_pixels > 0 else float("nan"),
+        }
