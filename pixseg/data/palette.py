@@ -73,4 +73,4 @@ def read_label_png(path) -> np.ndarray:
     if image.mode not in ("P", "L"):
         raise ValueError(f"label file {path} has image mode {image.mode!r}; expected a palette ('P') "
                          f"or grayscale ('L') PNG whose pixel values are class indices")
-    return np.asarray(image, dtype=np.uint8)
+    return np.array(image, dtype=np.uint8)

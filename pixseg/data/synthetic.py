@@ -23,6 +23,7 @@ REFERENCE_SIZE = 256  # texture periods, noise and the void band are given in pi
 JPEG_QUALITY = 95
 MAX_OBJECTS = 4
 MIN_VISIBLE = 0.4  # a new object may hide at most 60% of an earlier one
+OBJECT_SIZES = (0.3, 1.0)  # an object's box side as a fraction of the image's shorter side
 
 
 # Geometry on local coordinates (u, v): float arrays where an object spans about [-1, 1], v down.
@@ -77,12 +78,12 @@ def _cross(u, v):  # aeroplane: fuselage, swept wings, tail fin
 
 
 def _bicycle(u, v):  # two thin wheels joined by a wire frame
-    wheels = _ring(u, v, -0.55, 0.4, 0.42, 0.32) | _ring(u, v, 0.55, 0.4, 0.42, 0.32)
+    wheels = _ring(u, v, -0.55, 0.4, 0.43, 0.31) | _ring(u, v, 0.55, 0.4, 0.43, 0.31)
     frame = np.zeros_like(wheels)
     for x0, y0, x1, y1 in ((-0.55, 0.4, -0.1, -0.3), (-0.1, -0.3, 0.05, 0.4), (0.05, 0.4, -0.55, 0.4),
                            (-0.1, -0.3, 0.45, -0.3), (0.05, 0.4, 0.45, -0.3), (0.45, -0.3, 0.55, 0.4),
                            (0.45, -0.3, 0.35, -0.6), (0.2, -0.6, 0.5, -0.6), (-0.25, -0.4, 0.05, -0.4)):
-        frame |= _segment(u, v, x0, y0, x1, y1, 0.08)
+        frame |= _segment(u, v, x0, y0, x1, y1, 0.1)
     return wheels | frame
 
 
@@ -209,6 +210,16 @@ CLASS_STYLES = (
     (_hexagon, (20, 155, 155), (10, 60, 70), "checker", 8, True),
     (_frame, (25, 25, 30), (75, 95, 150), "gradient", 0, False),
 )
+
+def _fill_fractions(resolution=64):
+    grid = (np.arange(resolution, dtype=np.float32) + 0.5) * (2 / resolution) - 1
+    u, v = np.meshgrid(grid, grid)
+    return np.array([style[0](u, v).mean() for style in CLASS_STYLES])
+
+
+# Shapes that fill little of their box (wire frames, legs) are drawn larger, so that every class
+# gets a fair share of the pixels.
+SIZE_FACTORS = np.clip((0.3 / _fill_fractions()) ** 0.5, 0.75, 1.4)
 
 # Background colours: grass, olive, sand, beige, sky, concrete, wood, slate, brick, dark earth.
 BACKGROUND_COLOURS = np.array([
@@ -349,11 +360,12 @@ def _paint_objects(rng, image, scale):
     h, w = image.shape[:2]
     instances = np.zeros((h, w), dtype=np.uint8)
     classes, full_area, visible = [0], [0], [0]
-    for _ in range(rng.choice(np.arange(1, MAX_OBJECTS + 1), p=(0.3, 0.3, 0.25, 0.15))):
+    for _ in range(rng.choice(np.arange(1, MAX_OBJECTS + 1), p=(0.2, 0.3, 0.3, 0.2))):
         for _attempt in range(10):
             label = int(rng.integers(1, len(CLASS_STYLES) + 1))
             shape, colour_a, colour_b, texture, period, free = CLASS_STYLES[label - 1]
-            region, pu, pv, u, v = _object_frame(rng, h, w, (0.15, 0.65), free)
+            sizes = (OBJECT_SIZES[0] * SIZE_FACTORS[label - 1], OBJECT_SIZES[1] * SIZE_FACTORS[label - 1])
+            region, pu, pv, u, v = _object_frame(rng, h, w, sizes, free)
             mask = shape(u, v)
             area = int(np.count_nonzero(mask))
             hidden = np.bincount(instances[region][mask], minlength=len(classes))

@@ -32,7 +32,7 @@ def _check_stats(mean, std) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _normalize(image: np.ndarray, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    pixels = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    pixels = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)).div_(255.0)
     return pixels.sub_(mean).div_(std)
 
 
@@ -52,7 +52,7 @@ class EvalTransform:
 
     def __call__(self, image, label):
         _check_pair(image, label)
-        return _normalize(image, self.mean, self.std), torch.from_numpy(np.asarray(label, dtype=np.int64))
+        return _normalize(image, self.mean, self.std), torch.from_numpy(np.array(label, dtype=np.int64))
 
 
 class TrainTransform:

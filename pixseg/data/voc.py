@@ -28,7 +28,7 @@ def read_image(path) -> np.ndarray:
                          f"expected an 8-bit RGB, grayscale, palette or RGBA image")
     if image.mode != "RGB":
         image = image.convert("RGB")
-    return np.asarray(image, dtype=np.uint8)
+    return np.array(image, dtype=np.uint8)
 
 
 class VOCSegmentation:
