@@ -36,7 +36,10 @@ WEIGHT_METHODS = ("inverse_frequency", "median_frequency")
 
 def _check_weight(weight, num_classes=None) -> torch.Tensor:
     """Class weights as a 1-D float tensor: finite, non-negative, not all zero, C long if C is known."""
-    weight = torch.as_tensor(weight, dtype=torch.float64).detach()
+    try:
+        weight = torch.as_tensor(weight, dtype=torch.float64).detach()
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"class weights must be a list of numbers, got {weight!r}") from None
     if weight.dim() != 1:
         raise ValueError(f"class weights must be a list of numbers, got shape {tuple(weight.shape)}")
     if num_classes is not None and len(weight) != num_classes:
@@ -85,7 +88,7 @@ class _PixelLoss(nn.Module):
         target = target.long()
         valid = target != self.ignore_index
         labels = torch.where(valid, target, 0)
-        low, high = labels.aminmax()
+        low, high = labels.aminmax() if labels.numel() else (0, 0)
         if low < 0 or high >= c:
             values = torch.unique(labels[(labels < 0) | (labels >= c)])[:10].tolist()
             raise ValueError(f"target labels {values} are outside 0..{c - 1} and not the ignore index "
@@ -280,7 +283,7 @@ def _options(spec) -> tuple[str, dict]:
     name = options.pop("name")
     if name not in _LOSSES:
         raise ValueError(f"unknown loss {name!r}; expected one of {', '.join(_LOSSES)}")
-    cls, accepted, defaults = _LOSSES[name]
+    _, accepted, defaults = _LOSSES[name]
     unknown = sorted(set(options) - accepted - _COMMON)
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(unknown)} for loss {name!r}; "

@@ -149,6 +149,14 @@ def test_all_void_batch_gives_zero_loss_and_zero_gradient(name, reduction):
     assert torch.equal(logits.grad, torch.zeros_like(logits))
 
 
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_empty_images_give_zero(name):
+    logits = torch.zeros(2, 4, 0, 5, requires_grad=True)
+    loss = LOSSES[name]("mean")(logits, torch.zeros(2, 0, 5, dtype=torch.long))
+    loss.backward()
+    assert loss.item() == 0
+
+
 def test_reductions_divide_the_pixel_sum_by_valid_pixels_or_by_batch_size():
     logits, target = random_batch(n=3)
     total = F.cross_entropy(logits, target, ignore_index=VOID, reduction="sum")
@@ -173,6 +181,16 @@ def test_focal_loss_by_hand():
     p = torch.softmax(logits.flatten(), 0)
     loss = FocalLoss(gamma=2, weight=[1.0, 3.0])(logits, torch.tensor([[[1]]]))
     assert loss.item() == pytest.approx(-3.0 * (1 - p[1].item()) ** 2 * math.log(p[1].item()))
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+def test_focal_gradient_is_finite_where_the_prediction_is_certain(gamma):
+    # p_y = 1 exactly: d(1 - p)^gamma / dp is infinite for gamma < 1 and must not reach the gradient.
+    logits = torch.tensor([[[[1e4]], [[-1e4]]]], requires_grad=True)
+    loss = FocalLoss(gamma=gamma)(logits, torch.tensor([[[0]]]))
+    loss.backward()
+    assert loss.item() == 0
+    assert torch.isfinite(logits.grad).all()
 
 
 def test_dice_loss_by_hand():
@@ -216,6 +234,7 @@ def test_logits_at_void_pixels_do_not_change_any_loss(name):
     (lambda: FocalLoss(gamma=float("nan")), "gamma"),
     (lambda: CrossEntropyLoss(weight=[1.0, -1.0]), "finite and >= 0"),
     (lambda: CrossEntropyLoss(weight=[0.0, 0.0]), "all zero"),
+    (lambda: CrossEntropyLoss(weight={"person": 2.0}), "list of numbers"),
     (lambda: CrossEntropyLoss(reduction="sum"), "reduction must be one of"),
 ])
 def test_bad_arguments_raise_clear_errors(make, message):
