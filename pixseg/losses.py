@@ -146,27 +146,28 @@ class _FusedSum(torch.autograd.Function):
         lse = torch.logaddexp(s0, lse1)
         s_y = logits.gather(1, labels.unsqueeze(1)).squeeze(1)
         pixel = (ws + wp) * lse - ws * s_y - wp * torch.where(objects, lse1, s0)
-        ctx.save_for_backward(terms, sum1, labels, valid, s0, lse1, lse)
+        ctx.save_for_backward(terms, sum1, labels, valid, objects, s0, lse1, lse)
         ctx.weights = (ws, wp)
         return torch.where(valid, pixel, 0).sum()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output):
-        terms, sum1, labels, valid, s0, lse1, lse = ctx.saved_tensors
+        terms, sum1, labels, valid, objects, s0, lse1, lse = ctx.saved_tensors
         ws, wp = ctx.weights
-        objects = labels > 0
         p0 = torch.exp(s0 - lse)
         not_p0 = torch.exp(lse1 - lse)  # 1 - p_0 without cancellation when p_0 is close to 1
         # For l >= 1, p_l = q_l (1 - p_0) with q_l = exp(s_l - lse1) = terms_l / sum1, which turns the
         # closed form into dL/ds_l = q_l * scale: (ws + wp)(1 - p_0) for background, ws (1 - p_0) - wp p_0
         # for objects; objects also get the softmax term's -ws at their true class.
         scale = torch.where(objects, ws * not_p0 - wp * p0, (ws + wp) * not_p0)
+        first = torch.where(objects, (ws + wp) * p0, -(ws + wp) * not_p0)
+        pixel_grad = torch.where(valid, grad_output, 0)
         n, rest, h, w = terms.shape
         grad = terms.new_empty(n, rest + 1, h, w)
-        torch.mul(terms, torch.where(valid, scale * grad_output / sum1, 0).unsqueeze(1), out=grad[:, 1:])
-        grad[:, 0] = torch.where(valid, torch.where(objects, p0, p0 - 1) * ((ws + wp) * grad_output), 0)
-        grad.scatter_add_(1, labels.unsqueeze(1), (objects * (-ws * grad_output)).unsqueeze(1))
+        torch.mul(terms, (scale * pixel_grad / sum1).unsqueeze(1), out=grad[:, 1:])
+        torch.mul(first, pixel_grad, out=grad[:, 0])
+        grad.scatter_add_(1, labels.unsqueeze(1), (-ws * pixel_grad * objects).unsqueeze(1))
         return grad, None, None, None, None
 
 
