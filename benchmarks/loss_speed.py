@@ -1,6 +1,6 @@
 """Benchmark: forward + backward of FusedLoss against torch.nn.functional.cross_entropy, printing the ratio.
 
-Usage: python benchmarks/loss_speed.py [--batch 8] [--classes 21] [--size 512] [--repeats 5]
+Usage: python benchmarks/loss_speed.py [--batch 8] [--classes 21] [--size 512] [--repeats 5] [--threads T]
 Target (issue 3): the fused loss costs at most 1.5x cross-entropy.
 """
 
@@ -30,7 +30,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     generator = torch.Generator().manual_seed(0)
     shape = (args.batch, args.classes, args.size, args.size)
