@@ -1,0 +1,14 @@
+"""Fully connected CRF (Krähenbühl & Koltun 2011) on a permutohedral lattice: numba CPU and torch backends.
+
+Pieces: `lattice` / `lattice_torch` (the permutohedral lattice, built once per feature set and
+filtered many times), `kernels` (features, normalisation, the summed message operator), `meanfield`
+(the inference loop), `inference` (dense_crf, input checks), `exact` (O(N^2) ground truth), `params`.
+"""
+
+from pixseg.crf.exact import exact_filter
+from pixseg.crf.inference import dense_crf, dense_crf_batch
+from pixseg.crf.lattice import PermutohedralLattice
+from pixseg.crf.params import CRF_PRESETS, DEFAULT_PRESET
+
+__all__ = ["CRF_PRESETS", "DEFAULT_PRESET", "PermutohedralLattice", "dense_crf", "dense_crf_batch",
+           "exact_filter"]

@@ -1,0 +1,255 @@
+"""The dense CRF's entry points, dense_crf and dense_crf_batch: input checks, then mean field.
+
+The model (Krähenbühl & Koltun 2011, METHOD.md section 3): unary energies theta_j(l) = -log p_j(l)
+(or given directly), an appearance kernel w1 exp(-|p_i - p_j|^2 / 2 theta_a^2 - |I_i - I_j|^2 /
+2 theta_b^2) and a smoothness kernel w2 exp(-|p_i - p_j|^2 / 2 theta_g^2) with positions p in pixels
+and colours I in 0..255, Potts compatibility unless a C x C matrix is given. Inference, lattice and
+normalisation follow the reference implementation (pydensecrf), whose labels it reproduces.
+"""
+
+import numbers
+import sys
+
+import numpy as np
+from tqdm import tqdm
+
+from pixseg.crf.kernels import appearance_features, message_operator, smoothness_features
+from pixseg.crf.lattice import PermutohedralLattice
+from pixseg.crf.meanfield import mean_field_numba, mean_field_torch
+from pixseg.crf.params import DEFAULT_APPEARANCE, DEFAULT_ITERATIONS, DEFAULT_SMOOTHNESS
+
+BACKENDS = ("auto", "numba", "torch")
+SUM_TOLERANCE = 1e-3  # |sum_c p_c - 1| allowed per pixel; more is an error, never renormalised
+
+
+def dense_crf(image, probs=None, *, iterations=DEFAULT_ITERATIONS, appearance=DEFAULT_APPEARANCE,
+              smoothness=DEFAULT_SMOOTHNESS, unary=None, compat=None, backend="auto", device=None):
+    """Mean-field inference in the fully connected CRF. Returns (labels H x W, Q C x H x W float32).
+
+    image: uint8 H x W x 3 RGB (numpy, torch or anything np.asarray takes). Grayscale H x W or
+        H x W x 1 is replicated to three channels (so colour distances are sqrt(3) times the grey
+        difference); the alpha channel of H x W x 4 is dropped.
+    probs: float C x H x W class probabilities summing to 1 over C at every pixel (within 1e-3;
+        no silent renormalisation). The unary energy is -log(probs); a zero rules the label out.
+    unary: float C x H x W energies used instead of -log(probs) (+inf rules a label out); then
+        probs may be None, and if given is only checked for shape.
+    iterations: mean-field iterations; 0 returns the unary's argmax and softmax(-unary).
+    appearance: (w1, theta_a, theta_b); smoothness: (w2, theta_g). A zero weight drops the kernel.
+        Defaults: DeepLab v2's setting (see pixseg.crf.params for why, and CRF_PRESETS).
+    compat: None for Potts (cost 1 between different labels), or a symmetric C x C matrix mu of
+        label compatibilities, mu[l, l'] the cost of labels l and l' at similar pixels.
+    backend: "numba" (CPU, all cores), "torch" (on `device`, default the input tensor's device or
+        CPU) or "auto": torch when probs/unary is a CUDA tensor or a device is given, else numba.
+
+    labels are uint8 when C <= 256, else int32, and argmax_c Q. Results are numpy arrays, or
+    torch tensors on the input's device when probs/unary was a tensor.
+    """
+    backend = _choose_backend(backend, probs, unary, device)
+    iterations = _check_iterations(iterations)
+    w1, theta_a, theta_b = _check_kernel("appearance", appearance, ("w1", "theta_a", "theta_b"))
+    w2, theta_g = _check_kernel("smoothness", smoothness, ("w2", "theta_g"))
+    image = _rgb_image(image)
+    height, width = image.shape[:2]
+    given = unary if unary is not None else probs
+    energies = _unary_energies(probs, unary, (height, width))
+    channels = energies.shape[0]
+    compat = _compatibility(compat, channels)
+    label_dtype = np.uint8 if channels <= 256 else np.int32
+    features = [(appearance_features(image, theta_a, theta_b), w1),
+                (smoothness_features(height, width, theta_g), w2)]
+    features = [(f, w) for f, w in features if w > 0] if iterations > 0 else []
+
+    if backend == "numba":
+        energies = _to_numpy(energies).reshape(channels, -1)
+        operator = message_operator([(PermutohedralLattice(f), w) for f, w in features]) if features else None
+        labels, q = mean_field_numba(energies, operator, compat, iterations if features else 0, label_dtype)
+        labels, q = labels.reshape(height, width), q.reshape(channels, height, width)
+        if _is_tensor(given):
+            return _to_tensor(labels, given.device), _to_tensor(q, given.device)
+        return labels, q
+
+    import torch
+
+    from pixseg.crf.lattice_torch import TorchLattice
+
+    device = torch.device(device) if device is not None else (given.device if _is_tensor(given) else "cpu")
+    energies = torch.as_tensor(energies, device=device).reshape(channels, -1)
+    if compat is not None:
+        compat = torch.as_tensor(compat, device=device)
+    lattices = [(TorchLattice(torch.as_tensor(f, device=device)), w) for f, w in features]
+    operator = message_operator(lattices) if lattices else None
+    labels, q = mean_field_torch(energies, operator, compat, iterations if lattices else 0)
+    labels = labels.to(torch.uint8 if label_dtype == np.uint8 else torch.int32).reshape(height, width)
+    q = q.reshape(channels, height, width)
+    if _is_tensor(given):
+        return labels, q
+    return labels.cpu().numpy(), q.cpu().numpy()
+
+
+def dense_crf_batch(images, probs_list=None, *, unary=None, progress=False, **options):
+    """dense_crf on each image: `probs_list` and `unary` are sequences (or None) as long as `images`;
+    the other keyword arguments go to every call. Returns the list of (labels, Q)."""
+    count = len(images)
+    probs_list = [None] * count if probs_list is None else probs_list
+    unaries = [None] * count if unary is None else unary
+    if len(probs_list) != count or len(unaries) != count:
+        raise ValueError(f"dense_crf_batch: {count} images but {len(probs_list)} probability maps and "
+                         f"{len(unaries) if unary is not None else 'no'} unaries; expected one per image")
+    results = []
+    for index in tqdm(range(count), desc="dense crf", unit="img", disable=not progress, dynamic_ncols=True):
+        try:
+            results.append(dense_crf(images[index], probs_list[index], unary=unaries[index], **options))
+        except ValueError as error:
+            raise ValueError(f"batch item {index}: {error}") from None
+    return results
+
+
+def _is_tensor(value):
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def _to_numpy(array):
+    return array.detach().cpu().numpy() if _is_tensor(array) else np.asarray(array)
+
+
+def _to_tensor(array, device):
+    import torch
+
+    return torch.from_numpy(array).to(device)
+
+
+def _choose_backend(backend, probs, unary, device):
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    if backend == "numba" and device is not None:
+        raise ValueError(f"device={device!r} applies to the torch backend, not numba")
+    if backend != "auto":
+        return backend
+    given = unary if unary is not None else probs
+    on_cuda = _is_tensor(given) and given.device.type == "cuda"
+    return "torch" if on_cuda or device is not None else "numba"
+
+
+def _check_iterations(iterations):
+    if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) or iterations < 0:
+        raise ValueError(f"iterations must be a whole number >= 0, got {iterations!r}")
+    return int(iterations)
+
+
+def _check_kernel(name, values, names):
+    try:
+        values = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be {len(names)} numbers ({', '.join(names)}), got {values!r}") from None
+    if len(values) != len(names):
+        raise ValueError(f"{name} must be {len(names)} numbers ({', '.join(names)}), got {values!r}")
+    if not np.isfinite(values).all() or values[0] < 0 or min(values[1:]) <= 0:
+        raise ValueError(f"{name} = {values}: expected a weight >= 0 and bandwidths > 0, all finite")
+    return values
+
+
+def _rgb_image(image):
+    """uint8 H x W x 3: grayscale replicated, alpha dropped."""
+    image = _to_numpy(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"image has dtype {image.dtype}; expected uint8 RGB values 0..255 "
+                         f"(for floats in 0..1: (image * 255).round().astype(np.uint8))")
+    if image.ndim == 3 and image.shape[2] in (1, 3, 4):
+        image = image[:, :, :3] if image.shape[2] != 1 else image[:, :, 0]
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image has shape {image.shape}; expected H x W x 3 RGB "
+                         f"(or H x W grayscale, H x W x 1, H x W x 4 RGBA)")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"image has shape {image.shape}; expected at least one pixel")
+    return np.ascontiguousarray(image)
+
+
+def _unary_energies(probs, unary, size):
+    """C x H x W float32 energies (numpy array or tensor, as given), checked."""
+    if probs is None and unary is None:
+        raise ValueError("give probs (C x H x W probabilities) or unary (C x H x W energies)")
+    if probs is not None:
+        probs = _float_array("probs", probs, size)
+    if unary is not None:
+        energies = _float_array("unary", unary, size)
+        _check_unary(energies)
+        return energies
+    _check_probabilities(probs)
+    if _is_tensor(probs):
+        return -probs.log().float()
+    with np.errstate(divide="ignore"):
+        return (-np.log(probs)).astype(np.float32, copy=False)
+
+
+def _float_array(name, array, size):
+    if not _is_tensor(array):
+        array = np.asarray(array)
+    kind = str(array.dtype)
+    if "float" not in kind:
+        raise ValueError(f"{name} has dtype {kind}; expected floating-point values")
+    shape = tuple(array.shape)
+    if len(shape) != 3 or shape[1:] != tuple(size) or shape[0] == 0:
+        hint = ""
+        if len(shape) == 3 and shape[:2] == tuple(size):
+            hint = f"; it looks like H x W x C: transpose it to C x H x W, e.g. {name}.transpose(2, 0, 1)"
+        raise ValueError(f"{name} has shape {shape}; expected C x {size[0]} x {size[1]} "
+                         f"(labels x image height x image width){hint}")
+    return array
+
+
+def _where(mask):
+    """'label c, row y, column x' of the first True entry of a C x H x W mask."""
+    first = mask.nonzero()
+    c, y, x = (int(axis[0]) for axis in first) if isinstance(first, tuple) else (int(v) for v in first[0])
+    return f"label {c}, row {y}, column {x}"
+
+
+def _check_probabilities(probs):
+    xp = sys.modules["torch"] if _is_tensor(probs) else np
+    bad = xp.isnan(probs)
+    if bool(bad.any()):
+        raise ValueError(f"probs has {int(bad.sum())} NaN values (first at {_where(bad)})")
+    bad = probs < 0
+    if bool(bad.any()):
+        raise ValueError(f"probs has {int(bad.sum())} negative values (first at {_where(bad)}: "
+                         f"{float(probs[bad].min()):g} is the smallest)")
+    deviation = xp.abs(probs.sum(0, dtype=xp.float64) - 1)
+    worst = float(deviation.max())
+    if not worst <= SUM_TOLERANCE:
+        y, x = np.unravel_index(int(deviation.argmax()), tuple(deviation.shape))
+        raise ValueError(f"probs must sum to 1 over the labels at every pixel (tolerance {SUM_TOLERANCE:g}); "
+                         f"at row {y}, column {x} they sum to {float(probs[:, y, x].sum()):.6g}. Take a "
+                         f"softmax over the label axis; dense_crf does not renormalise")
+
+
+def _check_unary(energies):
+    xp = sys.modules["torch"] if _is_tensor(energies) else np
+    bad = xp.isnan(energies)
+    if bool(bad.any()):
+        raise ValueError(f"unary has {int(bad.sum())} NaN values (first at {_where(bad)})")
+    bad = xp.isneginf(energies)
+    if bool(bad.any()):
+        raise ValueError(f"unary has {int(bad.sum())} values of -inf (first at {_where(bad)}); "
+                         f"energies may be +inf (label ruled out) but not -inf")
+    ruled_out = ~xp.isfinite(energies).any(0)
+    if bool(ruled_out.any()):
+        y, x = (int(v) for v in np.argwhere(_to_numpy(ruled_out))[0])
+        raise ValueError(f"unary is +inf for every label at {int(ruled_out.sum())} pixels (first at "
+                         f"row {y}, column {x}); at least one label must stay possible")
+
+
+def _compatibility(compat, channels):
+    if compat is None:
+        return None
+    matrix = _to_numpy(compat).astype(np.float64)
+    if matrix.shape != (channels, channels):
+        raise ValueError(f"compat has shape {matrix.shape}; expected {channels} x {channels} "
+                         f"(one row and column per label) or None for Potts")
+    if not np.isfinite(matrix).all():
+        raise ValueError("compat must be finite")
+    if not np.allclose(matrix, matrix.T, rtol=1e-6, atol=1e-6 * np.abs(matrix).max()):
+        raise ValueError("compat must be symmetric: mu[l, l'] is the cost of the pair (l, l') either way")
+    return matrix.astype(np.float32)

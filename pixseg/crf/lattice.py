@@ -1,0 +1,329 @@
+"""The permutohedral lattice (Adams, Baek & Davis 2010) in numba: Gaussian filtering of N points in d-D.
+
+Build once per feature set, filter many times. Building lifts every feature vector (already divided
+by its bandwidths) onto the hyperplane of the (d+1)-D permutohedral lattice, finds the enclosing
+simplex and its barycentric weights, and numbers the distinct simplex vertices. Filtering splats
+values onto the vertices, blurs with [1/2, 1, 1/2] along each of the d+1 lattice axes and slices
+back. The arithmetic follows Krähenbühl's reference code (float32, the same scale factors, rounding
+and `alpha` correction), so results match pydensecrf's closely.
+
+Vertices are found without a hash table: every vertex key (its integer lattice coordinates) is
+packed into one int64, the N*(d+1) keys are radix-sorted, and equal neighbours in that order are one
+vertex. The lattice neighbours of a vertex along axis j have packed key `key +- delta_j`, and adding a
+constant keeps the sorted order, so all neighbours come from one linear merge per axis. Vertices are
+then numbered in order of first appearance in the points, so consecutive pixels touch nearby rows.
+
+Values are N x C with the channel innermost, so a vertex's C values are contiguous. Splatting is a
+gather (each vertex sums its own list of points, kept from the sort), so splat, blur and slice are
+all race-free and parallel, and need no more than the two blur buffers.
+"""
+
+import math
+
+import numpy as np
+from numba import get_num_threads, njit, prange
+
+# Reassociation and contraction only: energies may legitimately be +-inf, so no "ninf"/"nnan".
+FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+_CHUNK = 4096  # points per parallel work item where scratch arrays are allocated per item
+_RADIX_BITS = 8
+
+
+def scale_factors(d):
+    """Per-feature scale onto the lattice (p. 6 of Adams et al.), as float32 like the reference."""
+    inv_std = math.sqrt(2.0 / 3.0) * (d + 1)
+    return np.array([inv_std / math.sqrt((i + 1.0) * (i + 2.0)) for i in range(d)], np.float32)
+
+
+def key_packing(low, high, scale):
+    """Lower bounds and bit shifts packing a vertex key's d coordinates into one int64, given the
+    per-feature minimum and maximum.
+
+    Bounds come from interval arithmetic on the elevated coordinates, widened by enough lattice
+    steps to cover rounding, the simplex's vertices and their blur neighbours, so every key and
+    neighbour key packs without overflowing into the next field.
+    """
+    d = scale.size
+    low, high = np.asarray(low, np.float64) * scale, np.asarray(high, np.float64) * scale
+    margin = 4 * (d + 1)
+    lows, shifts, used = np.empty(d, np.int64), np.empty(d, np.int64), 0
+    for j in range(d - 1, -1, -1):  # field j holds elevated coordinate j; field 0 is most significant
+        # elevated[j] = sum_{i >= j} cf_i - j * cf_{j-1}, with cf_i = feature_i * scale_i.
+        lo, hi = low[j:].sum(), high[j:].sum()
+        if j > 0:
+            lo, hi = lo - j * high[j - 1], hi - j * low[j - 1]
+        lows[j] = math.floor(lo) - margin
+        shifts[j] = used
+        used += int(math.ceil(hi) + margin - lows[j]).bit_length()
+    if used > 63:
+        raise ValueError(
+            f"the lattice coordinates of these features need {used} bits, more than the 63 of a packed "
+            f"key: the image is too large for these bandwidths; use larger bandwidths (theta) or a "
+            f"smaller image")
+    return lows, shifts, used
+
+
+def neighbour_deltas(shifts):
+    """Packed-key offsets of the lattice neighbours along each of the d+1 axes.
+
+    Along axis j < d a neighbour adds d+1 to coordinate j and subtracts 1 from the others (the
+    implicit coordinate d included); along axis d it subtracts 1 from all d stored coordinates.
+    """
+    d = len(shifts)
+    ones = int(sum(1 << int(s) for s in shifts))
+    return np.array([((d + 1) << int(shifts[j])) - ones for j in range(d)] + [-ones], np.int64)
+
+
+@njit(cache=True)
+def _feature_bounds(features):
+    """Per-column minimum and maximum, as float64 (numpy's column reductions are slow on N x d)."""
+    low = features[0].astype(np.float64)
+    high = low.copy()
+    for p in range(features.shape[0]):
+        for j in range(features.shape[1]):
+            low[j] = min(low[j], features[p, j])
+            high[j] = max(high[j], features[p, j])
+    return low, high
+
+
+@njit(cache=True, parallel=True)
+def _embed(features, scale, lows, shifts, keys, weights):
+    """Per point: the packed keys of the d+1 vertices of its enclosing simplex and its barycentric
+    weights. Float32 arithmetic in the reference's order, so points land in the same simplices."""
+    n, d = features.shape
+    d1 = d + 1
+    down = np.float32(1.0 / d1)
+    up = np.float32(d1)
+    for chunk in prange((n + _CHUNK - 1) // _CHUNK):
+        elevated = np.empty(d1, np.float32)
+        rem0 = np.empty(d1, np.float32)
+        rank = np.empty(d1, np.int64)
+        bary = np.empty(d + 2, np.float32)
+        for p in range(chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)):
+            total = np.float32(0.0)
+            for j in range(d, 0, -1):
+                cf = features[p, j - 1] * scale[j - 1]
+                elevated[j] = total - np.float32(j) * cf
+                total += cf
+            elevated[0] = total
+            # The nearest point of the 0-coloured sublattice, then the simplex holding the point:
+            # rank[i] is the position of coordinate i in decreasing order of its remainder.
+            rounded_sum = 0
+            for i in range(d1):
+                v = np.rint(down * elevated[i])
+                rem0[i] = v * up
+                rounded_sum += np.int64(v)
+            rank[:] = 0
+            for i in range(d):
+                di = elevated[i] - rem0[i]
+                for j in range(i + 1, d1):
+                    if di < elevated[j] - rem0[j]:
+                        rank[i] += 1
+                    else:
+                        rank[j] += 1
+            for i in range(d1):
+                rank[i] += rounded_sum
+                if rank[i] < 0:
+                    rank[i] += d1
+                    rem0[i] += up
+                elif rank[i] > d:
+                    rank[i] -= d1
+                    rem0[i] -= up
+            bary[:] = 0.0
+            for i in range(d1):
+                v = (elevated[i] - rem0[i]) * down
+                bary[d - rank[i]] += v
+                bary[d - rank[i] + 1] -= v
+            bary[0] += np.float32(1.0) + bary[d + 1]
+            for r in range(d1):
+                key = np.int64(0)
+                for i in range(d):
+                    # Coordinate i of vertex r: the canonical simplex's vertex r, permuted by rank.
+                    shift = r if rank[i] <= d - r else r - d1
+                    key += (np.int64(rem0[i]) + shift - lows[i]) << shifts[i]
+                keys[p * d1 + r] = key
+                weights[p, r] = bary[r]
+
+
+@njit(cache=True)
+def _radix_argsort(keys, bits):
+    """Stable LSD radix sort of non-negative int64 keys below 2**bits: (sorted keys, order)."""
+    n = keys.size
+    src_keys, dst_keys = keys.copy(), np.empty_like(keys)
+    src_order, dst_order = np.arange(n).astype(np.int32), np.empty(n, np.int32)
+    buckets = 1 << _RADIX_BITS
+    for shift in range(0, bits, _RADIX_BITS):
+        count = np.zeros(buckets + 1, np.int64)
+        for i in range(n):
+            count[((src_keys[i] >> shift) & (buckets - 1)) + 1] += 1
+        for b in range(buckets):
+            count[b + 1] += count[b]
+        for i in range(n):
+            b = (src_keys[i] >> shift) & (buckets - 1)
+            dst_keys[count[b]] = src_keys[i]
+            dst_order[count[b]] = src_order[i]
+            count[b] += 1
+        src_keys, dst_keys = dst_keys, src_keys
+        src_order, dst_order = dst_order, src_order
+    return src_keys, src_order
+
+
+@njit(cache=True)
+def _number_vertices(sorted_keys, order):
+    """Number the distinct keys in order of first appearance among the key rows. Returns the vertex
+    of every key row, and the distinct keys ascending with the vertex number of each."""
+    rows = sorted_keys.size
+    # The sort is stable, so the first row of each run of equal keys is that key's first appearance.
+    is_first = np.zeros(rows, np.bool_)
+    for k in range(rows):
+        if k == 0 or sorted_keys[k] != sorted_keys[k - 1]:
+            is_first[order[k]] = True
+    number_at = np.empty(rows, np.int32)
+    m = 0
+    for row in range(rows):
+        if is_first[row]:
+            number_at[row] = m
+            m += 1
+    vertex_of = np.empty(rows, np.int32)
+    sorted_vertex_keys = np.empty(m, np.int64)
+    number = np.empty(m, np.int32)
+    g = -1
+    for k in range(rows):
+        if k == 0 or sorted_keys[k] != sorted_keys[k - 1]:
+            g += 1
+            sorted_vertex_keys[g] = sorted_keys[k]
+            number[g] = number_at[order[k]]
+        vertex_of[order[k]] = number[g]
+    return vertex_of, sorted_vertex_keys, number
+
+
+@njit(cache=True, parallel=True)
+def _neighbours(sorted_vertex_keys, number, deltas):
+    """neighbours[j, v] = the vertices with keys key_v + deltas[j] and key_v - deltas[j] (index M,
+    the zero row of every value buffer, where absent): a linear merge per axis and side over the
+    keys in sorted order, mapped to the vertex numbers."""
+    m = sorted_vertex_keys.size
+    d1 = deltas.size
+    out = np.empty((d1, m, 2), np.int32)
+    for task in prange(2 * d1):
+        j, side = task // 2, task % 2
+        delta = deltas[j] if side == 0 else -deltas[j]
+        u = 0
+        for g in range(m):
+            target = sorted_vertex_keys[g] + delta
+            while u < m and sorted_vertex_keys[u] < target:
+                u += 1
+            found = u < m and sorted_vertex_keys[u] == target
+            out[j, number[g], side] = number[u] if found else m
+    return out
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def splat_blur(values, offsets, splat_weights, entry_buffer, neighbours, rows, buffers):
+    """Splat N x C' values onto the vertices, then blur; one channel block per thread.
+
+    buffers is (blocks, 2, M+1, width) with C' = blocks * width: block b holds channels
+    [b * width, (b+1) * width) in its own pair of blur buffers, so splat and all blur passes of a
+    block run in one thread without write races or waiting on the others. Entry e of a point is
+    splatted (weight splat_weights[i, e]) into buffer entry_buffer[e] of the pair. Blur pass j
+    applies [1/2, 1, 1/2] along neighbours[j] to the first rows[j] vertices, from buffer j % 2 into
+    the other, so the result lands in buffer len(rows) % 2 (letting a kernel with fewer passes
+    start in the other buffer and finish with the rest). Row M stays zero: the absent neighbour.
+    """
+    n, entries = offsets.shape
+    blocks, _, m1, width = buffers.shape
+    half = np.float32(0.5)
+    for b in prange(blocks):
+        pair = buffers[b]
+        lo = b * width
+        pair[0, :m1 - 1] = 0.0
+        pair[1, :m1 - 1] = 0.0
+        for i in range(n):
+            # A view of this block's values: indexing values[i, lo + k] directly defeats vectorising.
+            own = values[i, lo:lo + width]
+            for e in range(entries):
+                row = pair[entry_buffer[e], offsets[i, e]]
+                w = splat_weights[i, e]
+                for k in range(width):
+                    row[k] += w * own[k]
+        for j in range(rows.size):
+            src = pair[j % 2]
+            dst = pair[1 - j % 2]
+            for v in range(rows[j]):
+                n1 = neighbours[j, v, 0]
+                n2 = neighbours[j, v, 1]
+                for k in range(width):
+                    dst[v, k] = src[v, k] + half * (src[n1, k] + src[n2, k])
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def slice_rows(blurred, offsets, slice_weights, out):
+    """out[i] = sum over the entries e of point i of slice_weights[i, e] * blurred[:, vertex], with
+    blurred (blocks, M+1, width) the result buffer of every channel block of splat_blur."""
+    n, entries = offsets.shape
+    blocks, _, width = blurred.shape
+    for i in prange(n):
+        out[i, :] = 0.0
+        for e in range(entries):
+            v = offsets[i, e]
+            w = slice_weights[i, e]
+            for b in range(blocks):
+                own = out[i, b * width:(b + 1) * width]
+                source = blurred[b, v]
+                for k in range(width):
+                    own[k] += w * source[k]
+
+
+def channel_blocks(channels, threads):
+    """(blocks, width): split `channels` into equal blocks of a multiple of 4 channels, one per
+    thread where there are enough channels, for splat_blur."""
+    blocks = max(1, min(threads, -(-channels // 4)))
+    return blocks, 4 * -(-channels // (4 * blocks))
+
+
+class PermutohedralLattice:
+    """The lattice of N feature vectors (N x d, each coordinate already divided by its bandwidth).
+
+    `filter(values)` returns, for every point i, approximately c * sum_j exp(-|f_i - f_j|^2 / 2)
+    values_j, j = i included, with a constant c of the lattice's own (divide by `filter` of ones to
+    remove it, as the CRF's kernel normalisation does). Attributes used by mean-field inference:
+    `offsets`, `weights` (N x (d+1): each point's simplex vertices and barycentric weights),
+    `neighbours` ((d+1) x M x 2, index M meaning "none"), `num_vertices` (M) and `alpha`.
+    """
+
+    def __init__(self, features):
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        if features.ndim != 2 or features.shape[0] == 0 or features.shape[1] == 0:
+            raise ValueError(f"lattice features must be a non-empty N x d array, got shape {features.shape}")
+        if not np.isfinite(features).all():
+            raise ValueError("lattice features must be finite (no NaN or inf)")
+        n, d = features.shape
+        self.num_points, self.dim = n, d
+        scale = scale_factors(d)
+        lows, shifts, bits = key_packing(*_feature_bounds(features), scale)
+        keys = np.empty(n * (d + 1), np.int64)
+        self.weights = np.empty((n, d + 1), np.float32)
+        _embed(features, scale, lows, shifts, keys, self.weights)
+        vertex_of, sorted_vertex_keys, number = _number_vertices(*_radix_argsort(keys, bits))
+        del keys
+        self.offsets = vertex_of.reshape(n, d + 1)
+        self.num_vertices = number.size
+        self.neighbours = _neighbours(sorted_vertex_keys, number, neighbour_deltas(shifts))
+        # The reference's correction for the blur's extra weight on the centre (see Adams et al.).
+        self.alpha = np.float32(1.0 / (1.0 + 2.0 ** -d))
+
+    def filter(self, values):
+        """Gaussian-filter C x N values (any real dtype); returns C x N float32."""
+        values = np.asarray(values)
+        if values.ndim != 2 or values.shape[1] != self.num_points:
+            raise ValueError(f"values to filter must be C x {self.num_points}, got shape {values.shape}")
+        blocks, width = channel_blocks(values.shape[0], get_num_threads())
+        rows = np.zeros((self.num_points, blocks * width), np.float32)
+        rows[:, :values.shape[0]] = values.T
+        buffers = np.zeros((blocks, 2, self.num_vertices + 1, width), np.float32)
+        passes = np.full(self.dim + 1, self.num_vertices, np.int64)
+        splat_blur(rows, self.offsets, self.weights, np.zeros(self.dim + 1, np.int64), self.neighbours,
+                   passes, buffers)
+        out = np.empty_like(rows)
+        slice_rows(buffers[:, passes.size % 2], self.offsets, self.weights * self.alpha, out)
+        return np.ascontiguousarray(out[:, :values.shape[0]].T)
