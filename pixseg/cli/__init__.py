@@ -15,6 +15,7 @@ SUBCOMMANDS = (
     "predict",
     "sweep-weights",
     "tune-crf",
+    "crf",
     "class-weights",
 )
 
