@@ -41,7 +41,8 @@ def test_unknown_name_lists_the_valid_names():
 
 
 def test_unknown_option_lists_the_valid_options():
-    with pytest.raises(ValueError, match="unknown option depth, widht for model 'fcn8s'; valid options: width, upsample, pretrained, dropout"):
+    expected = "unknown option depth, widht for model 'fcn8s'; valid options: width, upsample, pretrained, dropout"
+    with pytest.raises(ValueError, match=expected):
         create_model("fcn8s", 21, widht=0.5, depth=3)
 
 

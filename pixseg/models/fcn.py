@@ -28,7 +28,9 @@ def _grid(layers, origin: float, stride: float) -> tuple[float, float]:
     """(origin, stride) of the map `layers` produce from a map at (origin, stride)."""
     for layer in layers:
         if isinstance(layer, (nn.Conv2d, nn.MaxPool2d)):
-            kernel, step, padding = (v if isinstance(v, int) else v[0] for v in (layer.kernel_size, layer.stride, layer.padding))
+            kernel, step, padding = (
+                v if isinstance(v, int) else v[0] for v in (layer.kernel_size, layer.stride, layer.padding)
+            )
             origin += stride * ((kernel - 1) / 2 - padding)
             stride *= step
     return origin, stride

@@ -39,7 +39,7 @@ class VGG16(nn.Module):
 
     width scales every layer's channel count (fc6 / fc7 included); 1.0 is the published network and
     the only width a torchvision checkpoint fits. first_padding is conv1_1's zero padding: 1 in
-    torchvision, 100 in the FCNs (so that fc6's 7x7 window fits inside any input). Max pools round
+    torchvision, 100 in the FCNs (pool5 is then at least the 7 x 7 fc6 needs, for any input). Max pools round
     their output size up (Caffe's behaviour, which the FCN crop offsets assume); torchvision rounds
     down, which changes no parameter.
     """
@@ -131,9 +131,13 @@ def load_torchvision_vgg16(path) -> dict[str, torch.Tensor]:
     missing = [key for key in expected if key not in state and key not in optional]
     extra = sorted(str(key) for key in state if key not in expected)
     if missing:
-        raise ValueError(f"VGG16 checkpoint {path}: missing keys {', '.join(missing)} (expected torchvision's vgg16 layout)")
+        raise ValueError(
+            f"VGG16 checkpoint {path}: missing keys {', '.join(missing)} (expected torchvision's vgg16 layout)"
+        )
     if extra:
-        raise ValueError(f"VGG16 checkpoint {path}: unexpected keys {', '.join(extra)} (expected torchvision's vgg16 layout)")
+        raise ValueError(
+            f"VGG16 checkpoint {path}: unexpected keys {', '.join(extra)} (expected torchvision's vgg16 layout)"
+        )
     for key, value in state.items():
         if not isinstance(value, torch.Tensor) or not value.is_floating_point():
             raise ValueError(f"VGG16 checkpoint {path}: {key} is not a floating-point tensor")
