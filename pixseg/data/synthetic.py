@@ -16,6 +16,7 @@ from PIL import Image
 from scipy import ndimage
 from tqdm import tqdm
 
+from pixseg.data import shapes
 from pixseg.data.palette import save_atomic, save_label_png
 from pixseg.io import write_text
 
@@ -26,190 +27,34 @@ MIN_VISIBLE = 0.4  # a new object may hide at most 60% of an earlier one
 OBJECT_SIZES = (0.3, 1.0)  # an object's box side as a fraction of the image's shorter side
 
 
-# Geometry on local coordinates (u, v): float arrays where an object spans about [-1, 1], v down.
-
-def _disc(u, v, x, y, r):
-    return (u - x) ** 2 + (v - y) ** 2 <= r * r
-
-
-def _ellipse(u, v, x, y, rx, ry):
-    return ((u - x) / rx) ** 2 + ((v - y) / ry) ** 2 <= 1.0
-
-
-def _ring(u, v, x, y, r_out, r_in):
-    d2 = (u - x) ** 2 + (v - y) ** 2
-    return (d2 <= r_out * r_out) & (d2 >= r_in * r_in)
-
-
-def _box(u, v, x0, y0, x1, y1):
-    return (u >= x0) & (u <= x1) & (v >= y0) & (v <= y1)
-
-
-def _segment(u, v, x0, y0, x1, y1, width):
-    """A capsule: points within width/2 of the segment (x0, y0)-(x1, y1)."""
-    dx, dy = x1 - x0, y1 - y0
-    t = np.clip(((u - x0) * dx + (v - y0) * dy) / (dx * dx + dy * dy), 0.0, 1.0)
-    return (u - x0 - t * dx) ** 2 + (v - y0 - t * dy) ** 2 <= (width / 2) ** 2
-
-
-def _polygon(u, v, points):
-    """A convex polygon, vertices in either winding order."""
-    inside_left = inside_right = True
-    for (x0, y0), (x1, y1) in zip(points, points[1:] + points[:1]):
-        cross = (x1 - x0) * (v - y0) - (y1 - y0) * (u - x0)
-        inside_left = inside_left & (cross >= 0)
-        inside_right = inside_right & (cross <= 0)
-    return inside_left | inside_right
-
-
-def _star(u, v, points, r_out, r_in):
-    angle = np.arctan2(v, u) * (points / (2 * np.pi))
-    wave = np.abs(angle - np.round(angle)) * 2  # 0 at a tip, 1 halfway between tips
-    return np.hypot(u, v) <= r_out + (r_in - r_out) * wave
-
-
-# The 20 shape families, one per object class.
-
-def _cross(u, v):  # aeroplane: fuselage, swept wings, tail fin
-    wings = (_polygon(u, v, [(0.2, 0.0), (-0.2, -0.95), (-0.45, -0.95), (-0.2, 0.0)])
-             | _polygon(u, v, [(0.2, 0.0), (-0.2, 0.95), (-0.45, 0.95), (-0.2, 0.0)]))
-    tail = _polygon(u, v, [(-0.65, 0.0), (-0.9, -0.45), (-1.0, -0.45), (-0.95, 0.0)])
-    return _ellipse(u, v, 0.0, 0.0, 1.0, 0.16) | wings | tail
-
-
-def _bicycle(u, v):  # two thin wheels joined by a wire frame
-    wheels = _ring(u, v, -0.55, 0.4, 0.43, 0.31) | _ring(u, v, 0.55, 0.4, 0.43, 0.31)
-    frame = np.zeros_like(wheels)
-    for x0, y0, x1, y1 in ((-0.55, 0.4, -0.1, -0.3), (-0.1, -0.3, 0.05, 0.4), (0.05, 0.4, -0.55, 0.4),
-                           (-0.1, -0.3, 0.45, -0.3), (0.05, 0.4, 0.45, -0.3), (0.45, -0.3, 0.55, 0.4),
-                           (0.45, -0.3, 0.35, -0.6), (0.2, -0.6, 0.5, -0.6), (-0.25, -0.4, 0.05, -0.4)):
-        frame |= _segment(u, v, x0, y0, x1, y1, 0.1)
-    return wheels | frame
-
-
-def _triangle(u, v):  # bird: triangular body, round head
-    return _polygon(u, v, [(-1.0, 0.3), (0.55, -0.35), (0.55, 0.7)]) | _disc(u, v, 0.65, -0.45, 0.27)
-
-
-def _boat(u, v):  # circular-segment hull, thin mast, triangular sail
-    hull = _disc(u, v, 0.0, -0.9, 1.55) & (v >= 0.3)
-    sail = _polygon(u, v, [(0.08, -0.85), (0.08, 0.2), (0.75, 0.2)])
-    return hull | _segment(u, v, 0.0, 0.35, 0.0, -0.95, 0.07) | sail
-
-
-def _bottle(u, v):  # tall rounded body, neck, cap
-    body = _segment(u, v, 0.0, 0.05, 0.0, 0.6, 0.75)
-    return body | _box(u, v, -0.14, -0.85, 0.14, 0.0) | _box(u, v, -0.19, -0.98, 0.19, -0.8)
-
-
-def _square(u, v):  # bus: rounded rectangle
-    return (_box(u, v, -1.0, -0.5, 1.0, 0.5) | _box(u, v, -0.85, -0.65, 0.85, 0.65)
-            | _disc(u, v, -0.85, -0.5, 0.15) | _disc(u, v, 0.85, -0.5, 0.15)
-            | _disc(u, v, -0.85, 0.5, 0.15) | _disc(u, v, 0.85, 0.5, 0.15))
-
-
-def _car(u, v):  # body, cabin, two wheels
-    cabin = _polygon(u, v, [(-0.6, 0.0), (-0.35, -0.5), (0.3, -0.5), (0.6, 0.0)])
-    wheels = _disc(u, v, -0.6, 0.45, 0.24) | _disc(u, v, 0.6, 0.45, 0.24)
-    return _box(u, v, -1.0, -0.05, 1.0, 0.4) | cabin | wheels
-
-
-def _cat(u, v):  # round head with pointed ears
-    ears = (_polygon(u, v, [(-0.7, -0.1), (-0.6, -0.98), (-0.1, -0.55)])
-            | _polygon(u, v, [(0.7, -0.1), (0.6, -0.98), (0.1, -0.55)]))
-    return _disc(u, v, 0.0, 0.2, 0.75) | ears
-
-
-def _chair(u, v):  # L-shaped seat and back on thin legs
-    seat = _box(u, v, -0.6, 0.0, 0.55, 0.15) | _box(u, v, 0.4, -0.95, 0.55, 0.15)
-    legs = _segment(u, v, -0.52, 0.1, -0.52, 0.95, 0.09) | _segment(u, v, 0.47, 0.1, 0.47, 0.95, 0.09)
-    return seat | legs
-
-
-def _cow(u, v):  # ellipse body on four legs, head
-    legs = np.zeros(np.broadcast(u, v).shape, dtype=bool)
-    for x in (-0.6, -0.38, 0.35, 0.57):
-        legs |= _segment(u, v, x, 0.0, x, 0.95, 0.11)
-    return _ellipse(u, v, 0.0, -0.1, 0.8, 0.38) | legs | _ellipse(u, v, 0.82, -0.42, 0.2, 0.16)
-
-
-def _table(u, v):  # thin slab on two thin legs
-    legs = _segment(u, v, -0.85, -0.3, -0.85, 0.9, 0.08) | _segment(u, v, 0.85, -0.3, 0.85, 0.9, 0.08)
-    return _box(u, v, -1.0, -0.48, 1.0, -0.3) | legs
-
-
-def _arrow(u, v):  # dog: shaft and head
-    return _box(u, v, -1.0, -0.2, 0.15, 0.2) | _polygon(u, v, [(0.15, -0.65), (1.0, 0.0), (0.15, 0.65)])
-
-
-def _mug(u, v):  # horse: body with a ring handle
-    handle = _ring(u, v, 0.35, 0.0, 0.6, 0.38) & (u >= 0.35)
-    return _box(u, v, -0.65, -0.75, 0.38, 0.85) | handle
-
-
-def _annulus(u, v):  # motorbike: thick ring
-    return _ring(u, v, 0.0, 0.0, 0.97, 0.55)
-
-
-def _person(u, v):  # head, torso, thin arms and legs
-    limbs = (_segment(u, v, -0.2, -0.4, -0.6, 0.15, 0.11) | _segment(u, v, 0.2, -0.4, 0.6, 0.15, 0.11)
-             | _segment(u, v, -0.1, 0.2, -0.32, 0.97, 0.13) | _segment(u, v, 0.1, 0.2, 0.32, 0.97, 0.13))
-    return _disc(u, v, 0.0, -0.75, 0.22) | _segment(u, v, 0.0, -0.38, 0.0, 0.15, 0.42) | limbs
-
-
-def _plant(u, v):  # star of leaves on a stem over a pot
-    pot = _polygon(u, v, [(-0.38, 0.4), (0.38, 0.4), (0.26, 0.98), (-0.26, 0.98)])
-    return _star(u, v + 0.3, 5, 0.68, 0.28) | _segment(u, v, 0.0, -0.2, 0.0, 0.45, 0.07) | pot
-
-
-def _cloud(u, v):  # sheep: union of discs on two short legs
-    body = np.zeros(np.broadcast(u, v).shape, dtype=bool)
-    for x, y, r in ((-0.55, -0.05, 0.4), (0.0, -0.3, 0.45), (0.55, -0.05, 0.4), (-0.2, 0.2, 0.42),
-                    (0.3, 0.2, 0.4)):
-        body |= _disc(u, v, x, y, r)
-    legs = _segment(u, v, -0.35, 0.4, -0.35, 0.95, 0.1) | _segment(u, v, 0.35, 0.4, 0.35, 0.95, 0.1)
-    return body | legs
-
-
-def _u_shape(u, v):  # sofa: seat between two arms
-    return _box(u, v, -1.0, 0.05, 1.0, 0.7) | _box(u, v, -1.0, -0.55, -0.7, 0.7) | _box(u, v, 0.7, -0.55, 1.0, 0.7)
-
-
-def _hexagon(u, v):  # train
-    return _polygon(u, v, [(np.cos(a), np.sin(a)) for a in np.arange(6) * np.pi / 3])
-
-
-def _frame(u, v):  # tvmonitor: hollow screen frame on a stand
-    frame = _box(u, v, -1.0, -0.9, 1.0, 0.45) & ~_box(u, v, -0.78, -0.68, 0.78, 0.23)
-    return frame | _segment(u, v, 0.0, 0.45, 0.0, 0.82, 0.12) | _box(u, v, -0.42, 0.8, 0.42, 0.95)
-
-
 # Per class: shape, two colours, texture, texture period in pixels at REFERENCE_SIZE, and whether
-# the shape may turn all the way round (others stay roughly upright). Several classes deliberately
-# wear background colours: aeroplane (sky, concrete), chair and diningtable (wood), dog (sand),
-# horse (dark earth), pottedplant (grass), sheep (sand, concrete).
+# the shape may turn all the way round (others stay roughly upright). Most classes wear a saturated
+# colour pair no background has. A few deliberately wear background colours, wholly or in part:
+# aeroplane (upper half sky / concrete white), chair (wood), dog (sand), pottedplant (grass),
+# sheep (beige stone), motorbike and tvmonitor (partly as dark as shadowed backgrounds).
 CLASS_STYLES = (
-    (_cross, (200, 205, 215), (140, 150, 170), "gradient", 0, True),
-    (_bicycle, (215, 30, 40), (120, 10, 20), "flat", 0, False),
-    (_triangle, (40, 100, 215), (160, 200, 245), "stripes", 7, False),
-    (_boat, (240, 240, 235), (205, 40, 40), "stripes", 12, False),
-    (_bottle, (30, 165, 70), (160, 235, 170), "gradient", 0, False),
-    (_square, (240, 205, 30), (35, 35, 35), "checker", 10, False),
-    (_car, (30, 50, 160), (100, 130, 230), "flat", 0, False),
-    (_cat, (230, 130, 35), (130, 65, 15), "stripes", 9, False),
-    (_chair, (140, 90, 50), (95, 60, 30), "stripes", 6, False),
-    (_cow, (240, 240, 235), (30, 25, 25), "spots", 14, False),
-    (_table, (185, 140, 90), (150, 105, 65), "stripes", 5, False),
-    (_arrow, (205, 165, 95), (150, 110, 60), "noise", 4, True),
-    (_mug, (100, 55, 35), (60, 35, 20), "noise", 6, False),
-    (_annulus, (25, 25, 30), (185, 185, 195), "rings", 8, True),
-    (_person, (235, 180, 150), (190, 120, 100), "flat", 0, False),
-    (_plant, (60, 155, 50), (25, 90, 30), "noise", 4, True),
-    (_cloud, (225, 220, 205), (180, 175, 160), "noise", 3, False),
-    (_u_shape, (135, 45, 155), (215, 160, 230), "dots", 9, False),
-    (_hexagon, (20, 155, 155), (10, 60, 70), "checker", 8, True),
-    (_frame, (25, 25, 30), (75, 95, 150), "gradient", 0, False),
+    (shapes.cross, (235, 235, 240), (200, 30, 60), "split", 0, True),
+    (shapes.bicycle, (215, 30, 40), (120, 10, 20), "flat", 0, False),
+    (shapes.triangle, (40, 100, 215), (160, 200, 245), "stripes", 7, False),
+    (shapes.boat, (240, 240, 235), (205, 40, 40), "stripes", 12, False),
+    (shapes.bottle, (30, 165, 70), (160, 235, 170), "gradient", 0, False),
+    (shapes.square, (240, 205, 30), (35, 35, 35), "checker", 10, False),
+    (shapes.car, (30, 50, 160), (100, 130, 230), "flat", 0, False),
+    (shapes.cat, (230, 130, 35), (130, 65, 15), "stripes", 9, False),
+    (shapes.chair, (150, 95, 50), (80, 45, 20), "stripes", 6, False),
+    (shapes.cow, (240, 240, 235), (30, 25, 25), "spots", 14, False),
+    (shapes.table, (200, 60, 110), (250, 200, 220), "stripes", 5, False),
+    (shapes.arrow, (215, 160, 70), (140, 90, 40), "noise", 4, True),
+    (shapes.mug, (120, 60, 35), (60, 30, 15), "spots", 6, False),
+    (shapes.annulus, (20, 20, 25), (200, 200, 210), "rings", 8, True),
+    (shapes.person, (235, 180, 150), (40, 70, 160), "split", 0, False),
+    (shapes.plant, (50, 160, 40), (20, 80, 20), "noise", 4, True),
+    (shapes.cloud, (235, 232, 220), (170, 165, 155), "noise", 3, False),
+    (shapes.u_shape, (135, 45, 155), (215, 160, 230), "dots", 9, False),
+    (shapes.hexagon, (20, 155, 155), (10, 60, 70), "checker", 8, True),
+    (shapes.frame, (35, 35, 45), (90, 140, 255), "gradient", 0, False),
 )
+
 
 def _fill_fractions(resolution=64):
     grid = (np.arange(resolution, dtype=np.float32) + 0.5) * (2 / resolution) - 1
@@ -228,19 +73,22 @@ BACKGROUND_COLOURS = np.array([
 ], dtype=np.float32) / 255
 
 
+def _interpolation(n, cell):
+    """For n pixels over grid values `cell` pixels apart: left grid index and smoothstep weight."""
+    position = np.arange(n, dtype=np.float32) / cell
+    index = position.astype(np.intp)
+    frac = position - index
+    return index, frac * frac * (3 - 2 * frac)
+
+
 def _value_noise(rng, shape, cell):
     """Smooth noise in [0, 1]: random values on a grid `cell` pixels apart, smoothly interpolated."""
-    h, w = shape
     cell = max(cell, 1.0)
-    grid = rng.random((int(h / cell) + 2, int(w / cell) + 2), dtype=np.float32)
-    ys, xs = np.arange(h, dtype=np.float32) / cell, np.arange(w, dtype=np.float32) / cell
-    y0, x0 = ys.astype(np.intp), xs.astype(np.intp)
-    fy, fx = ys - y0, xs - x0
-    fy, fx = (fy * fy * (3 - 2 * fy))[:, None], (fx * fx * (3 - 2 * fx))[None, :]
-    y0, x0 = y0[:, None], x0[None, :]
-    top = grid[y0, x0] * (1 - fx) + grid[y0, x0 + 1] * fx
-    bottom = grid[y0 + 1, x0] * (1 - fx) + grid[y0 + 1, x0 + 1] * fx
-    return top * (1 - fy) + bottom * fy
+    (y0, fy), (x0, fx) = _interpolation(shape[0], cell), _interpolation(shape[1], cell)
+    grid = rng.random((y0[-1] + 2, x0[-1] + 2), dtype=np.float32)
+    # Separable: along x on the few grid rows first, then along y by copying whole rows.
+    rows = grid[:, x0] + (grid[:, x0 + 1] - grid[:, x0]) * fx
+    return rows[y0] + (rows[y0 + 1] - rows[y0]) * fy[:, None]
 
 
 def _fractal_noise(rng, shape, cell):
@@ -251,9 +99,8 @@ def _fractal_noise(rng, shape, cell):
 
 
 def _mix(a, b, t):
-    """Blend colours a and b (RGB in 0..1) by weight t (array): H×W -> H×W×3."""
-    t = t[..., None]
-    return a * (1 - t) + b * t
+    """Blend colours a and b (RGB in 0..1) by weights t: an array of any shape gains an RGB axis."""
+    return a + (b - a) * t[..., None]
 
 
 def _muted_colour(rng):
@@ -299,6 +146,8 @@ def _texture(rng, kind, period, pu, pv, v, scale):
         return 0.25 * _value_noise(rng, pu.shape, 30 * scale)
     if kind == "gradient":
         return np.clip((v + 1) / 2, 0, 1)
+    if kind == "split":  # upper half one colour, lower half the other
+        return (v > 0).astype(np.float32)
     if kind == "stripes":
         return np.clip(0.5 + 1.5 * np.sin(pu * k), 0, 1)
     if kind == "checker":
@@ -341,18 +190,18 @@ def _paint_distractors(rng, image, scale):
         region, pu, pv, u, v = _object_frame(rng, h, w, (0.08, 0.5), free_rotation=True)
         kind = rng.integers(5)
         if kind == 0:
-            mask = _ellipse(u, v, 0.0, 0.0, 1.0, rng.uniform(0.3, 1.0))
+            mask = shapes.ellipse(u, v, 0.0, 0.0, 1.0, rng.uniform(0.3, 1.0))
         elif kind == 1:
-            mask = _box(u, v, -1.0, -rng.uniform(0.2, 1.0), 1.0, rng.uniform(0.2, 1.0))
+            mask = shapes.box(u, v, -1.0, -rng.uniform(0.2, 1.0), 1.0, rng.uniform(0.2, 1.0))
         elif kind == 2:  # a wire, 1.5-3 px thick at the reference size
             mask = (np.abs(pv) <= max(rng.uniform(0.75, 1.5) * scale, 0.5)) & (np.abs(u) <= 1.0)
         elif kind == 3:
-            mask = _star(u, v, int(rng.integers(3, 8)), 1.0, rng.uniform(0.3, 0.9))
+            mask = shapes.star(u, v, int(rng.integers(3, 8)), 1.0, rng.uniform(0.3, 0.9))
         else:
             mask = CLASS_STYLES[rng.integers(len(CLASS_STYLES))][0](u, v)
         texture = ("flat", "noise", "stripes")[rng.integers(3)]
         t = _texture(rng, texture, rng.uniform(4, 12), pu, pv, v, scale)
-        image[region][mask] = _mix(_muted_colour(rng), _muted_colour(rng), t)[mask]
+        image[region][mask] = _mix(_muted_colour(rng), _muted_colour(rng), t[mask])
 
 
 def _paint_objects(rng, image, scale):
@@ -375,9 +224,9 @@ def _paint_objects(rng, image, scale):
             brightness = rng.uniform(0.85, 1.12)
             a = np.float32(brightness) * np.asarray(colour_a, np.float32) / 255 + rng.normal(0, 0.03, 3).astype(np.float32)
             b = np.float32(brightness) * np.asarray(colour_b, np.float32) / 255 + rng.normal(0, 0.03, 3).astype(np.float32)
-            shading = np.clip(1.0 - 0.1 * v, 0.85, 1.15)[..., None]  # lit from above
-            colour = _mix(a, b, _texture(rng, texture, period, pu, pv, v, scale)) * shading
-            image[region][mask] = colour[mask]
+            t = _texture(rng, texture, period, pu, pv, v, scale)[mask]
+            shading = np.clip(1.0 - 0.1 * v[mask], 0.85, 1.15)  # lit from above
+            image[region][mask] = _mix(a, b, t) * shading[:, None]
             instances[region][mask] = len(classes)
             for k in range(1, len(classes)):
                 visible[k] -= int(hidden[k])
