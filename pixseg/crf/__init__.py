@@ -9,6 +9,7 @@ from pixseg.crf.exact import exact_filter
 from pixseg.crf.inference import dense_crf, dense_crf_batch
 from pixseg.crf.lattice import PermutohedralLattice
 from pixseg.crf.params import CRF_PRESETS, DEFAULT_PRESET
+from pixseg.crf.pos import pos_crf
 
 __all__ = ["CRF_PRESETS", "DEFAULT_PRESET", "PermutohedralLattice", "dense_crf", "dense_crf_batch",
-           "exact_filter"]
+           "exact_filter", "pos_crf"]

@@ -55,7 +55,7 @@ def check_boundaries(boundaries, shape: tuple[int, int]) -> np.ndarray:
 
 def boundary_map(image, *, method: str = "gradient", sigmas: tuple[float, ...] = (1.0, 2.0),
                  coarse_sigma: float = 10.0, texture_sigma: float = 6.0, inhibition: float = 1.0,
-                 contrast: float = 16.0, model: str | None = None) -> np.ndarray:
+                 noise_floor: float = 3.0, contrast: float = 16.0, model: str | None = None) -> np.ndarray:
     """Boundary strength of `image` (uint8 HxWx3), float32 HxW in [0, 1].
 
     method "gradient" (no training): colour edges in CIE Lab at the fine Gaussian scales `sigmas`,
@@ -66,8 +66,10 @@ def boundary_map(image, *, method: str = "gradient", sigmas: tuple[float, ...] =
     - coarse confirmation: an edge counts at most as much as the change, at scale `coarse_sigma`, of
       the local mean colour and of the local colour spread (texture energy, at `texture_sigma`);
       inside a uniform texture both are flat.
-    The result is thinned to one-pixel ridges and mapped to [0, 1] by 1 - exp(-height / contrast),
-    `contrast` in Lab units (a clean step of `contrast` gives 0.63). A single-colour image gives zeros.
+    The result is thinned to one-pixel ridges and mapped to [0, 1] by
+    1 - exp(-max(height - noise_floor, 0) / contrast), in Lab units: steps below `noise_floor` (about
+    the just-noticeable colour difference; sensor and JPEG noise) count as none, and a clean step of
+    noise_floor + contrast gives 0.63. A single-colour image gives zeros.
     method "sed": OpenCV's structured edge detector with the model file `model` (needs cv2 with the
     ximgproc contrib module).
     """
@@ -81,8 +83,9 @@ def boundary_map(image, *, method: str = "gradient", sigmas: tuple[float, ...] =
     if not sigmas or min(sigmas) <= 0 or coarse_sigma <= 0 or texture_sigma <= 0:
         raise ValueError(f"scales must be positive (pixels), got sigmas={sigmas}, "
                          f"coarse_sigma={coarse_sigma}, texture_sigma={texture_sigma}")
-    if contrast <= 0 or inhibition < 0:
-        raise ValueError(f"contrast must be positive and inhibition non-negative, got {contrast}, {inhibition}")
+    if contrast <= 0 or inhibition < 0 or noise_floor < 0:
+        raise ValueError(f"contrast must be positive, inhibition and noise_floor non-negative, got "
+                         f"{contrast}, {inhibition} and {noise_floor}")
     lab = rgb2lab(image).astype(np.float32)
     channels = [lab[..., c] for c in range(3)]
     fine = np.zeros(lab.shape[:2], np.float32)
@@ -97,7 +100,7 @@ def boundary_map(image, *, method: str = "gradient", sigmas: tuple[float, ...] =
     confirmed = np.minimum(fine, _coarse_step_height(lab, coarse_sigma, texture_sigma))
     angle = 0.5 * np.arctan2(2 * tensor[2], tensor[0] - tensor[1])
     thin = _non_maximum_suppression(0.5 * (inhibited + confirmed), angle)
-    return (1.0 - np.exp(-thin / contrast)).astype(np.float32)
+    return (1.0 - np.exp(-np.maximum(thin - noise_floor, 0) / contrast)).astype(np.float32)
 
 
 def _step_height(channels, sigma) -> tuple[np.ndarray, np.ndarray]:

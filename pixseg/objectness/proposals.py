@@ -59,7 +59,7 @@ def proposals_from_superpixels(labels: np.ndarray, boundaries: np.ndarray, *, n_
                                level_sets: int = 5, max_iou: float = 0.85,
                                backgrounds: tuple[str, ...] = BACKGROUNDS, background_only: bool = True,
                                min_size: float = 0.001, max_size: float = 0.75,
-                               background_only_min_size: float = 0.1, min_gap: float = 0.025,
+                               background_only_min_size: float = 0.1, min_gap: float = 0.01,
                                edge_power: float = 1.0) -> Proposals:
     """Proposals on a superpixel map (GOP's baseline setting: 130 seeds, 5 level sets, IoU 0.85).
 
