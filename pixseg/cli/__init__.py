@@ -17,6 +17,7 @@ SUBCOMMANDS = (
     "tune-crf",
     "crf",
     "class-weights",
+    "objectness",
 )
 
 
