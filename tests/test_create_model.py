@@ -28,7 +28,8 @@ def test_options_reach_the_model():
 
 
 def test_defaults_are_the_published_network():
-    assert model_options("fcn8s") == {"width": 1.0, "upsample": "deconv", "pretrained": None, "dropout": 0.5}
+    assert model_options("fcn8s") == {"width": 1.0, "upsample": "deconv", "pretrained": None, "dropout": 0.5,
+                                      "padding": "classic"}
     with torch.device("meta"):
         model = create_model("fcn8s", 21)
     assert model.backbone.out_channels == 4096

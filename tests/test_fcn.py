@@ -215,3 +215,53 @@ def test_pretrained_checkpoint_fills_the_backbone_and_leaves_the_head(tmp_path):
     assert all(p.requires_grad for p in model.backbone.parameters())
     assert torch.all(model.score_pool3.weight == 0)
     torch.testing.assert_close(model.upscore.weight.detach(), bilinear_kernel(21, 8))
+
+
+@pytest.mark.parametrize(
+    "name, upsample, offsets",
+    [
+        ("fcn32s", "deconv", {"offset": 16}),
+        ("fcn16s", "deconv", {"pool4_offset": -1, "offset": 8}),
+        ("fcn8s", "deconv", {"pool4_offset": -1, "pool3_offset": -1, "offset": 4}),
+        ("fcn8s", "bilinear", {"pool4_offset": 0, "pool3_offset": 0, "offset": 0}),
+    ],
+)
+def test_compact_padding_offsets_are_derived_by_hand(name, upsample, offsets):
+    # conv1_1 and fc6 padded to keep sizes: pool5 sits at 15.5 + 32 i, pool4 at 7.5 + 16 i and pool3
+    # at 3.5 + 8 i; a 4-wide stride-2 deconv of pool5 starts at 15.5 - 24 = -8.5, one pool4 pixel early.
+    model = narrow(name, upsample, padding="compact")
+    assert {key: getattr(model, key) for key in offsets} == offsets
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+@pytest.mark.parametrize("upsample", UPSAMPLE_MODES)
+def test_compact_padding_keeps_size_and_alignment(name, upsample):
+    model = narrow(name, upsample, num_classes=4, padding="compact")
+    with torch.no_grad():
+        for size in [(1, 1), (2, 3), (17, 31), (64, 33)]:
+            assert model(torch.randn(1, 3, *size)).shape == (1, 4, *size)
+    randomise_scores(model)
+    with torch.no_grad():
+        for module in model.backbone.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                weight = module.weight + module.weight.flip(-1)
+                module.weight.copy_((weight + weight.flip(-2)) / 4)
+    # Multiples of 32 tile every pool exactly, so an aligned net commutes with flips.
+    assert flip_error(model, torch.randn(1, 3, 32, 64)) < 1e-5
+
+
+def test_compact_padding_is_far_cheaper_on_small_inputs():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    flops = {}
+    for padding in ("classic", "compact"):
+        model = narrow("fcn8s", padding=padding)
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(torch.randn(1, 3, 128, 128))
+        flops[padding] = counter.get_total_flops()
+    assert flops["compact"] * 4 < flops["classic"]
+
+
+def test_unknown_padding_is_rejected():
+    with pytest.raises(ValueError, match="padding must be one of classic, compact; got 'same'"):
+        fcn8s(3, width=NARROW, padding="same")

@@ -17,6 +17,7 @@ class ModelConfig:
     upsample: str = "deconv"
     pretrained: str | None = None
     dropout: float = 0.5
+    padding: str = "classic"
 
 
 @dataclass

@@ -39,7 +39,7 @@ def resolve_device(name: str) -> torch.device:
 def build_model(config: TrainConfig) -> torch.nn.Module:
     m = config.model
     return create_model(m.name, config.data.num_classes, width=m.width, upsample=m.upsample,
-                        pretrained=m.pretrained, dropout=m.dropout)
+                        pretrained=m.pretrained, dropout=m.dropout, padding=m.padding)
 
 
 def build_loss(config: TrainConfig, train_set) -> torch.nn.Module:

@@ -13,6 +13,13 @@ where it lines up with the input. The offsets are computed from the layers at co
 they hold for every upsampling mode and every input size. For the transposed convolutions they are
 the reference's: FCN-32s 19; FCN-16s 5 and 27; FCN-8s 5, 9 and 31. Interpolation starts its output
 factor / 2 pixels later than the transposed conv, giving FCN-32s 3; FCN-16s 6 and 3; FCN-8s 6, 12, 3.
+
+Padding. "classic" is the reference's conv1_1 padding of 100. It lets any input reach fc6's 7 x 7
+window, but a 128 x 128 input is computed at 328 x 328 and fc6 runs on 15 x 15 instead of 4 x 4:
+about six times the work. "compact" pads conv1_1 by 1 and fc6 by 3, as modern FCNs do, so the maps
+are the input's size over the stride. Its upsampled scores then start before the skip maps (offset
+-1 for the transposed conv, 0 for interpolation): a negative offset crops the upsampled scores to
+the skip map instead of the skip map to them, and the sum lies on the skip map's grid.
 """
 
 import torch
@@ -22,6 +29,8 @@ from pixseg.models.backbones.vgg import POOL3_END, POOL4_END, VGG16, check_width
 from pixseg.models.upsample import check_mode, make_upsampler, upsampled_grid
 
 OUTPUT_STRIDES = (32, 16, 8)
+# Padding style -> (conv1_1 padding, fc6 padding); see the module docstring.
+PADDINGS = {"classic": (100, 0), "compact": (1, 3)}
 
 
 def _grid(layers, origin: float, stride: float) -> tuple[float, float]:
@@ -37,14 +46,23 @@ def _grid(layers, origin: float, stride: float) -> tuple[float, float]:
 
 
 def _offset(inner: tuple[float, float], outer: tuple[float, float]) -> int:
-    """Crop offset into the `outer` map that lines its pixels up with those of the `inner` map."""
+    """Crop offset into the `outer` map that lines its pixels up with those of the `inner` map
+    (negative: `inner` starts first, and is the one to crop, by minus the offset)."""
     offset = (inner[0] - outer[0]) / outer[1]
-    assert inner[1] == outer[1] and offset.is_integer() and offset >= 0, (inner, outer)
+    assert inner[1] == outer[1] and offset.is_integer(), (inner, outer)
     return int(offset)
 
 
 def _crop(x: torch.Tensor, offset: int, size) -> torch.Tensor:
     return x[..., offset : offset + size[0], offset : offset + size[1]]
+
+
+def _fuse(score: torch.Tensor, skip: torch.Tensor, score_layer: nn.Module, offset: int) -> torch.Tensor:
+    """Upsampled scores plus the skip map's scores, on the pixels where both are defined."""
+    score_start, skip_start = max(-offset, 0), max(offset, 0)
+    size = [min(a - score_start, b - skip_start) for a, b in zip(score.shape[-2:], skip.shape[-2:])]
+    # Cropping before the 1x1 score layer gives what the reference computes (crop after) for less work.
+    return _crop(score, score_start, size) + score_layer(_crop(skip, skip_start, size))
 
 
 def check_num_classes(num_classes) -> int:
@@ -65,7 +83,7 @@ def _score_layer(in_channels: int, num_classes: int) -> nn.Conv2d:
 class FCN(nn.Module):
     """FCN with output stride 32, 16 or 8: logits N x num_classes x H x W for an N x 3 x H x W input.
 
-    backbone is a VGG16 with conv1_1 padded by 100; upsample is one of UPSAMPLE_MODES. Any
+    backbone is a VGG16 padded as one of PADDINGS; upsample is one of UPSAMPLE_MODES. Any
     H, W >= 1 gives an output aligned pixel for pixel with the input.
     """
 
@@ -89,11 +107,13 @@ class FCN(nn.Module):
             self.score_pool4 = _score_layer(self.backbone.pool4_channels, num_classes)
             grid = upsampled_grid(*grid, 2, upsample)
             self.pool4_offset = _offset(grid, pool4)
+            grid = grid if self.pool4_offset >= 0 else pool4
         if output_stride == 8:
             self.upscore_pool4 = make_upsampler(num_classes, 2, upsample)
             self.score_pool3 = _score_layer(self.backbone.pool3_channels, num_classes)
             grid = upsampled_grid(*grid, 2, upsample)
             self.pool3_offset = _offset(grid, pool3)
+            grid = grid if self.pool3_offset >= 0 else pool3
         # The reference names the final layer upscore (32s), upscore16 or upscore8; one name here.
         self.upscore = make_upsampler(num_classes, output_stride, upsample)
         self.offset = _offset((0.0, 1), upsampled_grid(*grid, output_stride, upsample))
@@ -103,43 +123,52 @@ class FCN(nn.Module):
             raise ValueError(f"FCN input must be N x 3 x H x W, got shape {tuple(x.shape)}")
         pool3, pool4, fc7 = self.backbone(x)
         score = self.score_fr(fc7)
-        # Cropping before the 1x1 score layers gives what the reference computes (crop after) for less work.
         if self.output_stride <= 16:
-            score = self.upscore2(score)
-            score = score + self.score_pool4(_crop(pool4, self.pool4_offset, score.shape[-2:]))
+            score = _fuse(self.upscore2(score), pool4, self.score_pool4, self.pool4_offset)
         if self.output_stride == 8:
-            score = self.upscore_pool4(score)
-            score = score + self.score_pool3(_crop(pool3, self.pool3_offset, score.shape[-2:]))
+            score = _fuse(self.upscore_pool4(score), pool3, self.score_pool3, self.pool3_offset)
         return _crop(self.upscore(score), self.offset, x.shape[-2:])
 
 
-def build_fcn(output_stride: int, num_classes: int, width=1.0, upsample="deconv", pretrained=None, dropout=0.5) -> FCN:
+def check_padding(padding) -> tuple[int, int]:
+    """(conv1_1 padding, fc6 padding) for a padding style, or ValueError naming the styles."""
+    if padding not in PADDINGS:
+        raise ValueError(f"padding must be one of {', '.join(PADDINGS)}; got {padding!r}")
+    return PADDINGS[padding]
+
+
+def build_fcn(output_stride: int, num_classes: int, width=1.0, upsample="deconv", pretrained=None, dropout=0.5,
+              padding="classic") -> FCN:
     """An FCN; `pretrained` is a torchvision vgg16-*.pth file to start the backbone from (width 1 only)."""
     check_num_classes(num_classes)
     check_mode(upsample)
+    first_padding, fc6_padding = check_padding(padding)
     if pretrained is None:
-        backbone = VGG16(width, dropout, first_padding=100)
+        backbone = VGG16(width, dropout, first_padding, fc6_padding)
     else:
         if check_width(width) != 1.0:
             raise ValueError(f"pretrained VGG16 weights fit width=1.0 only, got width={width!r}")
         state = load_torchvision_vgg16(pretrained)
         # Built without storage and handed the checkpoint's tensors: no 134M-weight random init to discard.
         with torch.device("meta"):
-            backbone = VGG16(width, dropout, first_padding=100)
+            backbone = VGG16(width, dropout, first_padding, fc6_padding)
         backbone.load_state_dict(state, assign=True)
     return FCN(backbone, num_classes, output_stride, upsample)
 
 
-def fcn32s(num_classes: int, *, width=1.0, upsample="deconv", pretrained=None, dropout=0.5) -> FCN:
+def fcn32s(num_classes: int, *, width=1.0, upsample="deconv", pretrained=None, dropout=0.5,
+           padding="classic") -> FCN:
     """FCN-32s: fc7's scores upsampled 32x in one step."""
-    return build_fcn(32, num_classes, width, upsample, pretrained, dropout)
+    return build_fcn(32, num_classes, width, upsample, pretrained, dropout, padding)
 
 
-def fcn16s(num_classes: int, *, width=1.0, upsample="deconv", pretrained=None, dropout=0.5) -> FCN:
+def fcn16s(num_classes: int, *, width=1.0, upsample="deconv", pretrained=None, dropout=0.5,
+           padding="classic") -> FCN:
     """FCN-16s: fc7's scores upsampled 2x plus pool4's, then upsampled 16x."""
-    return build_fcn(16, num_classes, width, upsample, pretrained, dropout)
+    return build_fcn(16, num_classes, width, upsample, pretrained, dropout, padding)
 
 
-def fcn8s(num_classes: int, *, width=1.0, upsample="deconv", pretrained=None, dropout=0.5) -> FCN:
+def fcn8s(num_classes: int, *, width=1.0, upsample="deconv", pretrained=None, dropout=0.5,
+          padding="classic") -> FCN:
     """FCN-8s: as FCN-16s, then 2x plus pool3's scores, then upsampled 8x."""
-    return build_fcn(8, num_classes, width, upsample, pretrained, dropout)
+    return build_fcn(8, num_classes, width, upsample, pretrained, dropout, padding)

@@ -39,12 +39,13 @@ class VGG16(nn.Module):
 
     width scales every layer's channel count (fc6 / fc7 included); 1.0 is the published network and
     the only width a torchvision checkpoint fits. first_padding is conv1_1's zero padding: 1 in
-    torchvision, 100 in the FCNs (pool5 is then at least the 7 x 7 fc6 needs, for any input). Max pools round
+    torchvision, 100 in the FCNs (pool5 is then at least the 7 x 7 fc6 needs, for any input);
+    fc6_padding 3 instead keeps fc6's output the size of pool5 for small inputs. Max pools round
     their output size up (Caffe's behaviour, which the FCN crop offsets assume); torchvision rounds
     down, which changes no parameter.
     """
 
-    def __init__(self, width: float = 1.0, dropout: float = 0.5, first_padding: int = 1):
+    def __init__(self, width: float = 1.0, dropout: float = 0.5, first_padding: int = 1, fc6_padding: int = 0):
         super().__init__()
         width = check_width(width)
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
@@ -62,7 +63,7 @@ class VGG16(nn.Module):
         self.features = nn.Sequential(*layers)
         fc = scaled_channels(FC_CHANNELS, width)
         self.classifier = nn.Sequential(
-            nn.Conv2d(in_channels, fc, 7),
+            nn.Conv2d(in_channels, fc, 7, padding=fc6_padding),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
             nn.Conv2d(fc, fc, 1),
