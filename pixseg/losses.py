@@ -130,9 +130,10 @@ class _FusedSum(torch.autograd.Function):
 
     Pixel loss: ws (lse - s_y) + wp (lse - s_0) for background, ws (lse - s_y) + wp (lse - lse1) for
     objects, with lse = logsumexp(s_0..C) and lse1 = logsumexp(s_1..C): log p_y = s_y - lse and
-    log(1 - p_0) = lse1 - lse. The forward pass keeps one (C-1) x H x W tensor, the terms
-    exp(s_l - max_l s_l) of lse1, and the backward pass scales it into the gradient; autograd through
-    the same expressions keeps several C x H x W intermediates and costs about four times as much (CPU).
+    log(1 - p_0) = lse1 - lse. Only one C x H x W tensor is allocated: the forward pass fills it with the
+    terms exp(s_l - max_l s_l) of lse1 (l >= 1) and the backward pass turns it into the gradient in place,
+    so backward can run once per forward. Autograd through the same expressions keeps several C x H x W
+    intermediates and costs about four times as much (CPU).
     """
 
     @staticmethod
@@ -140,20 +141,25 @@ class _FusedSum(torch.autograd.Function):
         objects = labels > 0
         s0 = logits[:, 0]
         top = logits[:, 1:].amax(dim=1, keepdim=True)
-        terms = torch.sub(logits[:, 1:], top).exp_()
+        buffer = torch.empty_like(logits)
+        terms = torch.sub(logits[:, 1:], top, out=buffer[:, 1:]).exp_()
         sum1 = terms.sum(dim=1)
         lse1 = sum1.log().add_(top.squeeze(1))
         lse = torch.logaddexp(s0, lse1)
         s_y = logits.gather(1, labels.unsqueeze(1)).squeeze(1)
         pixel = (ws + wp) * lse - ws * s_y - wp * torch.where(objects, lse1, s0)
-        ctx.save_for_backward(terms, sum1, labels, valid, objects, s0, lse1, lse)
+        ctx.save_for_backward(buffer, sum1, labels, valid, objects, s0, lse1, lse)
         ctx.weights = (ws, wp)
         return torch.where(valid, pixel, 0).sum()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output):
-        terms, sum1, labels, valid, objects, s0, lse1, lse = ctx.saved_tensors
+        try:
+            grad, sum1, labels, valid, objects, s0, lse1, lse = ctx.saved_tensors
+        except RuntimeError:  # autograd's version check: the buffer already became a gradient
+            raise RuntimeError("FusedLoss computes its gradient in place of its forward buffer, so backward can "
+                               "run only once per forward (retain_graph=True is not supported)") from None
         ws, wp = ctx.weights
         p0 = torch.exp(s0 - lse)
         not_p0 = torch.exp(lse1 - lse)  # 1 - p_0 without cancellation when p_0 is close to 1
@@ -163,16 +169,18 @@ class _FusedSum(torch.autograd.Function):
         scale = torch.where(objects, ws * not_p0 - wp * p0, (ws + wp) * not_p0)
         first = torch.where(objects, (ws + wp) * p0, -(ws + wp) * not_p0)
         pixel_grad = torch.where(valid, grad_output, 0)
-        n, rest, h, w = terms.shape
-        grad = terms.new_empty(n, rest + 1, h, w)
-        torch.mul(terms, (scale * pixel_grad / sum1).unsqueeze(1), out=grad[:, 1:])
+        grad[:, 1:].mul_((scale * pixel_grad / sum1).unsqueeze(1))
         torch.mul(first, pixel_grad, out=grad[:, 0])
         grad.scatter_add_(1, labels.unsqueeze(1), (-ws * pixel_grad * objects).unsqueeze(1))
         return grad, None, None, None, None
 
 
 class FusedLoss(_PixelLoss):
-    """The paper's fused loss: ws * softmax cross-entropy + wp * positive-sharing (see PositiveSharingLoss)."""
+    """The paper's fused loss: ws * softmax cross-entropy + wp * positive-sharing (see PositiveSharingLoss).
+
+    The gradient is the paper's closed form, computed in place of the forward pass's buffer: one
+    backward per forward (``retain_graph=True`` raises), and no double backward.
+    """
 
     def __init__(self, ws: float = 0.5, wp: float = 0.5, ignore_index: int = 255, reduction: str = "mean"):
         super().__init__(ignore_index, reduction)
