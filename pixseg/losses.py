@@ -201,7 +201,7 @@ class PositiveSharingLoss(FusedLoss):
     """Foreground-vs-background loss: -log p_0 on background pixels, -log(1 - p_0) on object pixels.
 
     log(1 - p_0) is computed as logsumexp(s_1..C) - logsumexp(s_0..C), never as log(1 - p_0), so the loss
-    stays finite for any finite logits.
+    stays finite for any finite logits. It is FusedLoss with ws = 0, wp = 1 (one backward per forward).
     """
 
     def __init__(self, ignore_index: int = 255, reduction: str = "mean"):
