@@ -10,8 +10,10 @@ import torch
 
 def _as_labels(value, name: str) -> torch.Tensor:
     if isinstance(value, np.ndarray):
-        # Copied if needed: torch cannot wrap negative strides (a flipped view) or non-native byte order.
-        value = torch.from_numpy(np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("=")))
+        if not np.issubdtype(value.dtype, np.integer):
+            raise ValueError(f"{name} must hold integer labels, got dtype {value.dtype}")
+        # int64 is what update counts in anyway; the copy also handles flipped views and foreign byte order.
+        value = torch.from_numpy(np.ascontiguousarray(value, dtype=np.int64))
     if not isinstance(value, torch.Tensor):
         raise ValueError(f"{name} must be a torch tensor or numpy array of labels, got {type(value).__name__}")
     if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:

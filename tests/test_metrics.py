@@ -123,7 +123,7 @@ def test_merge_adds_counts_of_another_matrix():
 def test_custom_ignore_index_and_non_contiguous_arrays():
     cm = ConfusionMatrix(2, ignore_index=-1)
     target = np.array([[0, -1, 1]])[:, ::-1]
-    cm.update(np.array([[1, 1, 1]]), target)
+    cm.update(np.array([[1, 1, 1]], dtype=">u2"), target)
     assert cm.matrix.tolist() == [[0, 1], [0, 1]]
 
 
@@ -143,6 +143,8 @@ def test_bad_inputs_raise_clear_errors():
         cm.update(np.zeros(2, int), np.zeros(3, int))
     with pytest.raises(ValueError, match="integer labels, got dtype torch.float32"):
         cm.update(torch.zeros(3), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="integer labels, got dtype float64"):
+        cm.update(np.zeros(3), np.zeros(3, int))
     with pytest.raises(ValueError, match="tensor or numpy array"):
         cm.update([0, 1], [0, 1])
     with pytest.raises(ValueError, match="empty"):
