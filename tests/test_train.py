@@ -90,3 +90,13 @@ def test_missing_dataset_and_too_small_split(tiny_voc, tmp_path):
         train(config, tmp_path, progress=False)
     with pytest.raises(ValueError, match="batch_size"):
         train(tiny_config(tiny_voc, batch_size=64), tmp_path, progress=False)
+
+
+def test_weighted_loss_gets_class_weights_from_the_training_images(tiny_voc, tmp_path):
+    from pixseg.engine.train import build_loss, training_split
+
+    config = tiny_config(tiny_voc, loss="{name: weighted_ce}")
+    criterion = build_loss(config, training_split(config), progress=False)
+    weights = criterion.weight
+    assert weights.shape == (21,) and weights[0] > 0
+    assert (weights >= 0).all() and weights.max() > weights[0]  # objects are rarer than background

@@ -17,7 +17,7 @@ from pixseg.engine.checkpoint import load_checkpoint, save_checkpoint
 from pixseg.engine.config import TrainConfig, config_from_dict
 from pixseg.engine.evaluate import evaluate
 from pixseg.engine.holdout import split_holdout
-from pixseg.losses import create_loss
+from pixseg.losses import create_loss, weight_method
 from pixseg.models import create_model
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -42,14 +42,17 @@ def build_model(config: TrainConfig) -> torch.nn.Module:
                         pretrained=m.pretrained, dropout=m.dropout, padding=m.padding)
 
 
-def build_loss(config: TrainConfig, train_set) -> torch.nn.Module:
+def build_loss(config: TrainConfig, train_set, progress: bool = True) -> torch.nn.Module:
+    """The configured loss; class weights named by method are computed from the training images."""
     class_weights = None
-    if config.loss.get("weight") in ("inverse_frequency", "median_frequency"):
-        from pixseg.class_weights import class_frequencies, inverse_frequency, median_frequency
+    method = weight_method(config.loss)
+    if method is not None:
+        from pixseg.class_weights import METHODS, class_frequencies
 
-        freq = class_frequencies(train_set, config.data.num_classes)
-        balance = inverse_frequency if config.loss["weight"] == "inverse_frequency" else median_frequency
-        class_weights = torch.as_tensor(balance(freq), dtype=torch.float32)
+        if method not in METHODS:
+            raise ValueError(f"loss.weight = {method!r}; expected a list or one of {', '.join(METHODS)}")
+        freq = class_frequencies(train_set, config.data.num_classes, progress=progress)
+        class_weights = torch.as_tensor(METHODS[method](freq), dtype=torch.float32)
     return create_loss(config.loss, config.data.num_classes, class_weights=class_weights)
 
 
@@ -171,7 +174,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
     total = total_iterations(config, len(train_set))
 
     model = build_model(config).to(device)
-    criterion = build_loss(config, train_set).to(device)
+    criterion = build_loss(config, train_set, progress).to(device)
     optimizer = build_optimizer(config, model)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_schedule(total, config.optim.poly_power))
 
