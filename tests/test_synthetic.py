@@ -154,3 +154,18 @@ def test_cli(tmp_path, capsys):
     assert labels.shape == (40, 48)
     assert main(["synth", "--out", str(out), "--size", "8", "8"]) == 2
     assert "at least 32 pixels" in capsys.readouterr().err
+
+
+def test_interrupted_run_leaves_no_split_files(tmp_path, monkeypatch):
+    from pixseg.data import synthetic
+
+    root = make_synthetic_voc(tmp_path / "voc", n_train=2, n_val=1, size=(32, 32), progress=False)
+    assert (root / "ImageSets/Segmentation/train.txt").is_file()
+
+    def failing_render(rng, size):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synthetic, "render_scene", failing_render)
+    with pytest.raises(KeyboardInterrupt):
+        make_synthetic_voc(root, n_train=2, n_val=1, size=(32, 32), progress=False)
+    assert not list((root / "ImageSets/Segmentation").iterdir())

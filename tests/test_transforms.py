@@ -85,7 +85,7 @@ def test_scaling_keeps_labels_in_the_valid_set():
 
 
 def test_scale_resizes_before_padding():
-    image, label = np.zeros((33, 47, 3), np.uint8), np.ones((33, 47), np.uint8)
+    image, label = np.zeros((33, 47, 3), np.uint8), np.ones((33, 47), np.int64)
     torch.manual_seed(0)
     _, target = TrainTransform(100, scale_range=(1.7, 1.7), flip=False)(image, label)
     assert (target == 1).sum(0).max() == round(33 * 1.7) and (target == 1).sum(1).max() == round(47 * 1.7)
@@ -109,6 +109,7 @@ def test_same_seed_same_sample():
     (np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8), r"\(4, 4\)"),
     (np.zeros((4, 4, 3), np.uint8), np.zeros((4, 5), np.uint8), r"\(4, 5\)"),
     (np.zeros((4, 4, 3), np.uint8), np.full((4, 4), 300), "300"),
+    (np.zeros((4, 4, 3), np.uint8), np.full((4, 4), 1.5), "float64"),
 ])
 def test_bad_pairs_rejected(image, label, message):
     for transform in (EvalTransform(), TrainTransform(4)):
@@ -120,6 +121,7 @@ def test_bad_pairs_rejected(image, label, message):
     ({"crop_size": 0}, "crop_size"),
     ({"crop_size": (4, 4, 4)}, "crop_size"),
     ({"crop_size": 8, "scale_range": (2.0, 1.0)}, "scale_range"),
+    ({"crop_size": 8, "scale_range": (0.5, 1.0, 2.0)}, "scale_range"),
     ({"crop_size": 8, "std": (0.2, 0.0, 0.2)}, "std"),
 ])
 def test_bad_settings_rejected(kwargs, message):

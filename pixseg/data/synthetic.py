@@ -210,7 +210,7 @@ def _paint_objects(rng, image, scale):
     instances = np.zeros((h, w), dtype=np.uint8)
     classes, full_area, visible = [0], [0], [0]
     for _ in range(rng.choice(np.arange(1, MAX_OBJECTS + 1), p=(0.2, 0.3, 0.3, 0.2))):
-        for _attempt in range(10):
+        for _attempt in range(10):  # after 10 rejected placements the image has one object fewer
             label = int(rng.integers(1, len(CLASS_STYLES) + 1))
             shape, colour_a, colour_b, texture, period, free = CLASS_STYLES[label - 1]
             sizes = (OBJECT_SIZES[0] * SIZE_FACTORS[label - 1], OBJECT_SIZES[1] * SIZE_FACTORS[label - 1])
@@ -221,9 +221,9 @@ def _paint_objects(rng, image, scale):
             if area < 20 or any(visible[k] - hidden[k] < MIN_VISIBLE * full_area[k]
                                 for k in range(1, len(classes))):
                 continue
-            brightness = rng.uniform(0.85, 1.12)
-            a = np.float32(brightness) * np.asarray(colour_a, np.float32) / 255 + rng.normal(0, 0.03, 3).astype(np.float32)
-            b = np.float32(brightness) * np.asarray(colour_b, np.float32) / 255 + rng.normal(0, 0.03, 3).astype(np.float32)
+            brightness = np.float32(rng.uniform(0.85, 1.12))
+            a, b = (brightness * np.asarray(colour, np.float32) / 255 + rng.normal(0, 0.03, 3).astype(np.float32)
+                    for colour in (colour_a, colour_b))
             t = _texture(rng, texture, period, pu, pv, v, scale)[mask]
             shading = np.clip(1.0 - 0.1 * v[mask], 0.85, 1.15)  # lit from above
             image[region][mask] = _mix(a, b, t) * shading[:, None]
@@ -254,9 +254,16 @@ def _label_maps(instances, classes, band_radius):
     return labels, objects
 
 
+def _check_size(size) -> None:
+    if (not isinstance(size, (tuple, list)) or len(size) != 2
+            or not all(isinstance(s, (int, np.integer)) and s >= 32 for s in size)):
+        raise ValueError(f"size must be (height, width) with both at least 32 pixels, got {size!r}")
+
+
 def render_scene(rng: np.random.Generator, size=(256, 256)):
     """One synthetic image with its labels: (image uint8 H×W×3, classes uint8 H×W, instances uint8 H×W)."""
-    h, w = size
+    _check_size(size)
+    h, w = int(size[0]), int(size[1])
     scale = min(h, w) / REFERENCE_SIZE
     image = _background(rng, h, w, scale)
     _paint_distractors(rng, image, scale)
@@ -270,6 +277,7 @@ def render_scene(rng: np.random.Generator, size=(256, 256)):
 
 
 SPLIT_STREAMS = {"train": 0, "val": 1}
+SPLIT_FILES = ("train", "val", "trainval")
 
 
 def make_synthetic_voc(out, n_train: int = 1000, n_val: int = 250, size=(256, 256), seed: int = 0,
@@ -284,25 +292,27 @@ def make_synthetic_voc(out, n_train: int = 1000, n_val: int = 250, size=(256, 25
             raise ValueError(f"{name} must be a non-negative integer, got {count!r}")
     if n_train + n_val == 0:
         raise ValueError("n_train + n_val must be at least 1, got 0 images to make")
-    if len(size) != 2 or not all(isinstance(s, (int, np.integer)) and s >= 32 for s in size):
-        raise ValueError(f"size must be (height, width) with both at least 32 pixels, got {size!r}")
+    _check_size(size)
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     out = Path(out)
     folders = {name: out / name for name in ("JPEGImages", "SegmentationClass", "SegmentationObject")}
-    for folder in (*folders.values(), out / "ImageSets" / "Segmentation"):
+    splits = out / "ImageSets" / "Segmentation"
+    for folder in (*folders.values(), splits):
         folder.mkdir(parents=True, exist_ok=True)
+    for split in SPLIT_FILES:  # an earlier set's split files would vouch for a half-written one
+        (splits / f"{split}.txt").unlink(missing_ok=True)
     ids = {split: [f"{split}_{j:06d}" for j in range(count)]
            for split, count in (("train", n_train), ("val", n_val))}
     jobs = [(split, j, image_id) for split in ids for j, image_id in enumerate(ids[split])]
     for split, j, image_id in tqdm(jobs, desc="synth", unit="img", disable=not progress):
         rng = np.random.default_rng([seed, SPLIT_STREAMS[split], j])
-        image, labels, objects = render_scene(rng, (int(size[0]), int(size[1])))
+        image, labels, objects = render_scene(rng, size)
         save_atomic(Image.fromarray(image), folders["JPEGImages"] / f"{image_id}.jpg", quality=JPEG_QUALITY)
         save_label_png(folders["SegmentationClass"] / f"{image_id}.png", labels)
         save_label_png(folders["SegmentationObject"] / f"{image_id}.png", objects)
-    for split, split_ids in (("train", ids["train"]), ("val", ids["val"]), ("trainval", ids["train"] + ids["val"])):
-        write_text(out / "ImageSets" / "Segmentation" / f"{split}.txt",
-                           "".join(f"{image_id}\n" for image_id in split_ids))
+    ids["trainval"] = ids["train"] + ids["val"]
+    for split in SPLIT_FILES:
+        write_text(splits / f"{split}.txt", "".join(f"{image_id}\n" for image_id in ids[split]))
     return out
 

@@ -13,14 +13,22 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 VOID = 255
 
 
-def _check_pair(image, label) -> None:
-    image, label = np.asarray(image), np.asarray(label)
+def _check_image(image) -> np.ndarray:
+    image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"image must be uint8 H×W×3, got {image.dtype} of shape {image.shape}")
+    return image
+
+
+def _check_pair(image, label) -> tuple[np.ndarray, np.ndarray]:
+    image, label = _check_image(image), np.asarray(label)
     if label.shape != image.shape[:2]:
         raise ValueError(f"label shape {label.shape} differs from the image's H×W {image.shape[:2]}")
+    if not np.issubdtype(label.dtype, np.integer):
+        raise ValueError(f"label must hold integers, got dtype {label.dtype}")
     if label.size and (label.min() < 0 or label.max() > VOID):
         raise ValueError(f"label values must be in 0..{VOID}, got {label.min()}..{label.max()}")
+    return image, label
 
 
 def _check_stats(mean, std) -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,10 +46,7 @@ def _normalize(image: np.ndarray, mean: torch.Tensor, std: torch.Tensor) -> torc
 
 def normalize_image(image, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
     """A uint8 H×W×3 RGB image as the float32 1×3×H×W batch a model takes."""
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"image must be uint8 H×W×3, got {image.dtype} of shape {image.shape}")
-    return _normalize(image, *_check_stats(mean, std)).unsqueeze(0)
+    return _normalize(_check_image(image), *_check_stats(mean, std)).unsqueeze(0)
 
 
 class EvalTransform:
@@ -51,8 +56,8 @@ class EvalTransform:
         self.mean, self.std = _check_stats(mean, std)
 
     def __call__(self, image, label):
-        _check_pair(image, label)
-        return _normalize(image, self.mean, self.std), torch.from_numpy(np.array(label, dtype=np.int64))
+        image, label = _check_pair(image, label)
+        return _normalize(image, self.mean, self.std), torch.from_numpy(label.astype(np.int64))
 
 
 class TrainTransform:
@@ -66,7 +71,7 @@ class TrainTransform:
         crop = (crop_size, crop_size) if isinstance(crop_size, int) else tuple(crop_size)
         if len(crop) != 2 or not all(isinstance(c, int) and c > 0 for c in crop):
             raise ValueError(f"crop_size must be a positive int or (height, width), got {crop_size!r}")
-        low, high = scale_range
+        low, high = tuple(scale_range) if len(scale_range) == 2 else (0, 0)
         if not 0 < low <= high:
             raise ValueError(f"scale_range must be (low, high) with 0 < low <= high, got {scale_range!r}")
         self.crop_size = crop
@@ -75,8 +80,7 @@ class TrainTransform:
         self.mean, self.std = _check_stats(mean, std)
 
     def __call__(self, image, label):
-        _check_pair(image, label)
-        image, label = self._scale(np.asarray(image), np.asarray(label).astype(np.uint8))
+        image, label = self._scale(*_check_pair(image, label))
         pixels = _normalize(image, self.mean, self.std)
         target = torch.from_numpy(label.astype(np.int64))
         crop_h, crop_w = self.crop_size
@@ -100,5 +104,5 @@ class TrainTransform:
         if size == (width, height):
             return image, label
         image = Image.fromarray(image).resize(size, Image.Resampling.BILINEAR)
-        label = Image.fromarray(label).resize(size, Image.Resampling.NEAREST)
+        label = Image.fromarray(label.astype(np.uint8)).resize(size, Image.Resampling.NEAREST)
         return np.asarray(image), np.asarray(label)
