@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pixseg.crf.kernels import appearance_features, message_operator, smoothness_features
-from pixseg.crf.lattice import PermutohedralLattice
+from pixseg.crf.lattice import PermutohedralLattice, threads_for
 from pixseg.crf.meanfield import mean_field_numba, mean_field_torch
 from pixseg.crf.params import DEFAULT_APPEARANCE, DEFAULT_ITERATIONS, DEFAULT_SMOOTHNESS
 
@@ -61,8 +61,10 @@ def dense_crf(image, probs=None, *, iterations=DEFAULT_ITERATIONS, appearance=DE
 
     if backend == "numba":
         energies = _to_numpy(energies).reshape(channels, -1)
-        operator = message_operator([(PermutohedralLattice(f), w) for f, w in features]) if features else None
-        labels, q = mean_field_numba(energies, operator, compat, iterations if features else 0, label_dtype)
+        with threads_for(height * width):
+            lattices = [(PermutohedralLattice(f), w) for f, w in features]
+            operator = message_operator(lattices) if lattices else None
+            labels, q = mean_field_numba(energies, operator, compat, iterations if lattices else 0, label_dtype)
         labels, q = labels.reshape(height, width), q.reshape(channels, height, width)
         if _is_tensor(given):
             return _to_tensor(labels, given.device), _to_tensor(q, given.device)
@@ -72,13 +74,14 @@ def dense_crf(image, probs=None, *, iterations=DEFAULT_ITERATIONS, appearance=DE
 
     from pixseg.crf.lattice_torch import TorchLattice
 
-    device = torch.device(device) if device is not None else (given.device if _is_tensor(given) else "cpu")
+    device = torch.device(device if device is not None else given.device if _is_tensor(given) else "cpu")
     energies = torch.as_tensor(energies, device=device).reshape(channels, -1)
     if compat is not None:
         compat = torch.as_tensor(compat, device=device)
-    lattices = [(TorchLattice(torch.as_tensor(f, device=device)), w) for f, w in features]
-    operator = message_operator(lattices) if lattices else None
-    labels, q = mean_field_torch(energies, operator, compat, iterations if lattices else 0)
+    with threads_for(height * width, torch_cpu=device.type == "cpu"):
+        lattices = [(TorchLattice(torch.as_tensor(f, device=device)), w) for f, w in features]
+        operator = message_operator(lattices) if lattices else None
+        labels, q = mean_field_torch(energies, operator, compat, iterations if lattices else 0)
     labels = labels.to(torch.uint8 if label_dtype == np.uint8 else torch.int32).reshape(height, width)
     q = q.reshape(channels, height, width)
     if _is_tensor(given):
@@ -216,7 +219,7 @@ def _check_probabilities(probs):
     if bool(bad.any()):
         raise ValueError(f"probs has {int(bad.sum())} negative values (first at {_where(bad)}: "
                          f"{float(probs[bad].min()):g} is the smallest)")
-    deviation = xp.abs(probs.sum(0, dtype=xp.float64) - 1)
+    deviation = xp.abs(probs.sum(0) - 1)
     worst = float(deviation.max())
     if not worst <= SUM_TOLERANCE:
         y, x = np.unravel_index(int(deviation.argmax()), tuple(deviation.shape))

@@ -44,15 +44,14 @@ class MessageOperator:
 
     Per pixel (N x E): `offsets` (vertex indices), `splat_weights`, `slice_weights`. Blur: pass j
     applies `neighbours[j]` (D x M x 2, index M = `num_vertices` meaning "none") to the first
-    `rows[j]` vertices. Kernels are stored deepest first with their d+1 passes aligned to the last
-    ones, so all finish together; `entry_buffer[e]` is the blur buffer (0 or 1) that entry column e
-    splats into, so that a kernel starting late starts in the right one (see lattice.splat_blur).
+    `rows[j]` vertices. Kernels are stored deepest first and all start at pass 0; a kernel whose
+    pass count has the other parity than D gets one extra identity pass (both neighbours "none"),
+    so that every kernel's result ends in the same one of two ping-pong buffers.
     """
 
     offsets: object
     splat_weights: object
     slice_weights: object
-    entry_buffer: list
     neighbours: object
     rows: list
     num_vertices: int
@@ -65,24 +64,23 @@ def message_operator(kernels):
     kernels = sorted(kernels, key=lambda kernel: -kernel[0].neighbours.shape[0])
     total = sum(lattice.num_vertices for lattice, _ in kernels)
     depth = kernels[0][0].neighbours.shape[0]
-    offsets, splat, slices, entry_buffer, neighbours = [], [], [], [], []
+    offsets, splat, slices, neighbours = [], [], [], []
     rows, base = [0] * depth, 0
     for lattice, weight in kernels:
         norm = symmetric_norm(lattice)[:, None]
-        own = lattice.neighbours
-        skip = depth - own.shape[0]
         offsets.append(lattice.offsets + base)
         splat.append(lattice.weights * norm)
         slices.append(lattice.weights * (norm * float(lattice.alpha) * float(weight)))
-        entry_buffer += [skip % 2] * lattice.offsets.shape[1]
         # Shift into the shared numbering; "none" (this lattice's M) becomes the shared zero row.
+        own = lattice.neighbours
         shifted = own + base + (own == lattice.num_vertices) * (total - lattice.num_vertices - base)
-        unused = shifted[:1] * 0 + total  # passes before this kernel's first: never read
-        neighbours.append(_concat([unused] * skip + [shifted], axis=0))
-        for j in range(skip, depth):
+        none = shifted[:1] * 0 + total
+        passes = own.shape[0] + (depth - own.shape[0]) % 2
+        neighbours.append(_concat([shifted] + [none] * (depth - own.shape[0]), axis=0))
+        for j in range(passes):
             rows[j] += lattice.num_vertices
         base += lattice.num_vertices
-    return MessageOperator(_concat(offsets, 1), _concat(splat, 1), _concat(slices, 1), entry_buffer,
+    return MessageOperator(_concat(offsets, 1), _concat(splat, 1), _concat(slices, 1),
                            _concat(neighbours, 1), rows, total)
 
 

@@ -13,26 +13,55 @@ vertex. The lattice neighbours of a vertex along axis j have packed key `key +- 
 constant keeps the sorted order, so all neighbours come from one linear merge per axis. Vertices are
 then numbered in order of first appearance in the points, so consecutive pixels touch nearby rows.
 
-Values are N x C with the channel innermost, so a vertex's C values are contiguous. Splatting is a
-gather (each vertex sums its own list of points, kept from the sort), so splat, blur and slice are
-all race-free and parallel, and need no more than the two blur buffers.
+Values are N x C with the channel innermost, so a vertex's C values are contiguous rows. Slice and
+blur are parallel over points and vertices; the splat scatters each point's row into its vertices'
+rows, in parallel over shares of the points when the lattice is small enough for one private
+buffer per share (summed afterwards), else in one thread.
 """
 
+import contextlib
 import math
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import get_num_threads, njit, prange, set_num_threads
 
 # Reassociation and contraction only: energies may legitimately be +-inf, so no "ninf"/"nnan".
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 _CHUNK = 4096  # points per parallel work item where scratch arrays are allocated per item
 _RADIX_BITS = 8
+# Below this many points a parallel region costs more than it saves (waking threads, and much
+# more than that on a busy machine), so small images run in the calling thread.
+SERIAL_BELOW = 32768
+
+
+@contextlib.contextmanager
+def threads_for(num_points, torch_cpu=False):
+    """Run the numba kernels (and torch's CPU operations, with torch_cpu) in the calling thread
+    alone when there are few points."""
+    if num_points >= SERIAL_BELOW:
+        yield
+        return
+    threads = get_num_threads()
+    set_num_threads(1)
+    if torch_cpu:
+        import torch
+
+        torch_threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        set_num_threads(threads)
+        if torch_cpu:
+            torch.set_num_threads(torch_threads)
 
 
 def scale_factors(d):
-    """Per-feature scale onto the lattice (p. 6 of Adams et al.), as float32 like the reference."""
-    inv_std = math.sqrt(2.0 / 3.0) * (d + 1)
-    return np.array([inv_std / math.sqrt((i + 1.0) * (i + 2.0)) for i in range(d)], np.float32)
+    """Per-feature scale onto the lattice (p. 6 of Adams et al.), rounded exactly as the reference
+    does (its inverse standard deviation is a float): a last-bit difference moves the odd point
+    that lies on a simplex boundary into the neighbouring simplex."""
+    inv_std = float(np.float32(math.sqrt(2.0 / 3.0) * (d + 1)))
+    return np.array([1.0 / math.sqrt((i + 2.0) * (i + 1.0)) * inv_std for i in range(d)], np.float32)
 
 
 def key_packing(low, high, scale):
@@ -87,9 +116,11 @@ def _feature_bounds(features):
 
 
 @njit(cache=True, parallel=True)
-def _embed(features, scale, lows, shifts, keys, weights):
+def _embed(features, scale, lows, shifts, keys, weights, first):
     """Per point: the packed keys of the d+1 vertices of its enclosing simplex and its barycentric
-    weights. Float32 arithmetic in the reference's order, so points land in the same simplices."""
+    weights. Float32 arithmetic in the reference's order, so points land in the same simplices.
+    first[row] is the earliest row known to hold the same key: the same vertex of the previous
+    point (neighbouring pixels usually share their simplex), else the row itself."""
     n, d = features.shape
     d1 = d + 1
     down = np.float32(1.0 / d1)
@@ -99,7 +130,8 @@ def _embed(features, scale, lows, shifts, keys, weights):
         rem0 = np.empty(d1, np.float32)
         rank = np.empty(d1, np.int64)
         bary = np.empty(d + 2, np.float32)
-        for p in range(chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)):
+        start = chunk * _CHUNK
+        for p in range(start, min(n, start + _CHUNK)):
             total = np.float32(0.0)
             for j in range(d, 0, -1):
                 cf = features[p, j - 1] * scale[j - 1]
@@ -141,8 +173,10 @@ def _embed(features, scale, lows, shifts, keys, weights):
                     # Coordinate i of vertex r: the canonical simplex's vertex r, permuted by rank.
                     shift = r if rank[i] <= d - r else r - d1
                     key += (np.int64(rem0[i]) + shift - lows[i]) << shifts[i]
-                keys[p * d1 + r] = key
+                row = p * d1 + r
+                keys[row] = key
                 weights[p, r] = bary[r]
+                first[row] = first[row - d1] if p > start and keys[row - d1] == key else row
 
 
 @njit(cache=True)
@@ -169,31 +203,42 @@ def _radix_argsort(keys, bits):
 
 
 @njit(cache=True)
-def _number_vertices(sorted_keys, order):
-    """Number the distinct keys in order of first appearance among the key rows. Returns the vertex
-    of every key row, and the distinct keys ascending with the vertex number of each."""
-    rows = sorted_keys.size
-    # The sort is stable, so the first row of each run of equal keys is that key's first appearance.
-    is_first = np.zeros(rows, np.bool_)
-    for k in range(rows):
+def _number_vertices(keys, first, bits):
+    """Number the distinct keys in order of first appearance. Only rows that are their own `first`
+    are sorted; the others copy their first row's vertex. Returns the vertex of every row, and the
+    distinct keys ascending with the vertex number of each."""
+    rows = keys.size
+    candidates = np.empty(rows, np.int32)
+    count = 0
+    for row in range(rows):
+        if first[row] == row:
+            candidates[count] = row
+            count += 1
+    candidates = candidates[:count]
+    sorted_keys, order = _radix_argsort(keys[candidates], bits)
+    # The sort is stable, so the first candidate of each run of equal keys is its first appearance.
+    is_first = np.zeros(count, np.bool_)
+    for k in range(count):
         if k == 0 or sorted_keys[k] != sorted_keys[k - 1]:
             is_first[order[k]] = True
-    number_at = np.empty(rows, np.int32)
+    number_at = np.empty(count, np.int32)
     m = 0
-    for row in range(rows):
-        if is_first[row]:
-            number_at[row] = m
+    for c in range(count):
+        if is_first[c]:
+            number_at[c] = m
             m += 1
     vertex_of = np.empty(rows, np.int32)
     sorted_vertex_keys = np.empty(m, np.int64)
     number = np.empty(m, np.int32)
     g = -1
-    for k in range(rows):
+    for k in range(count):
         if k == 0 or sorted_keys[k] != sorted_keys[k - 1]:
             g += 1
             sorted_vertex_keys[g] = sorted_keys[k]
             number[g] = number_at[order[k]]
-        vertex_of[order[k]] = number[g]
+        vertex_of[candidates[order[k]]] = number[g]
+    for row in range(rows):
+        vertex_of[row] = vertex_of[first[row]]
     return vertex_of, sorted_vertex_keys, number
 
 
@@ -218,67 +263,104 @@ def _neighbours(sorted_vertex_keys, number, deltas):
     return out
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
-def splat_blur(values, offsets, splat_weights, entry_buffer, neighbours, rows, buffers):
-    """Splat N x C' values onto the vertices, then blur; one channel block per thread.
+def splat_shares(num_points, num_vertices):
+    """How many shares of the points to splat in parallel: one per thread while the private buffers
+    of shares 1.. (M+1 rows each) stay within one row per point, else 1."""
+    threads = get_num_threads()
+    return threads if (threads - 1) * (num_vertices + 1) <= num_points else 1
 
-    buffers is (blocks, 2, M+1, width) with C' = blocks * width: block b holds channels
-    [b * width, (b+1) * width) in its own pair of blur buffers, so splat and all blur passes of a
-    block run in one thread without write races or waiting on the others. Entry e of a point is
-    splatted (weight splat_weights[i, e]) into buffer entry_buffer[e] of the pair. Blur pass j
-    applies [1/2, 1, 1/2] along neighbours[j] to the first rows[j] vertices, from buffer j % 2 into
-    the other, so the result lands in buffer len(rows) % 2 (letting a kernel with fewer passes
-    start in the other buffer and finish with the rest). Row M stays zero: the absent neighbour.
-    """
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def splat(values, offsets, splat_weights, buffers, shares):
+    """Scatter N x C' rows onto the vertices: buffers[0, v] = sum over the entries (i, e) with
+    offsets[i, e] = v of splat_weights[i, e] * values[i].
+
+    The points are cut into `shares` contiguous ranges splatted in parallel: share 0 into
+    buffers[0] (zeroed here), share s > 0 into its own zeroed buffers[s + 1], to be added to
+    buffers[0] by `gather_partials`. buffers[1] is the second blur buffer."""
     n, entries = offsets.shape
-    blocks, _, m1, width = buffers.shape
-    half = np.float32(0.5)
-    for b in prange(blocks):
-        pair = buffers[b]
-        lo = b * width
-        pair[0, :m1 - 1] = 0.0
-        pair[1, :m1 - 1] = 0.0
-        for i in range(n):
-            # A view of this block's values: indexing values[i, lo + k] directly defeats vectorising.
-            own = values[i, lo:lo + width]
+    c = values.shape[1]
+    for share in prange(shares):
+        target = buffers[0 if share == 0 else share + 1]
+        if share == 0:
+            target[:] = 0.0
+        for i in range(share * n // shares, (share + 1) * n // shares):
+            source = values[i]
             for e in range(entries):
-                row = pair[entry_buffer[e], offsets[i, e]]
+                row = target[offsets[i, e]]
                 w = splat_weights[i, e]
-                for k in range(width):
-                    row[k] += w * own[k]
-        for j in range(rows.size):
-            src = pair[j % 2]
-            dst = pair[1 - j % 2]
-            for v in range(rows[j]):
-                n1 = neighbours[j, v, 0]
-                n2 = neighbours[j, v, 1]
-                for k in range(width):
-                    dst[v, k] = src[v, k] + half * (src[n1, k] + src[n2, k])
+                for k in range(c):
+                    row[k] += w * source[k]
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def gather_partials(buffers):
+    """buffers[0] += buffers[2] + buffers[3] + ...; those are zeroed for the next splat."""
+    for v in prange(buffers.shape[1]):
+        row = buffers[0, v]
+        for b in range(2, buffers.shape[0]):
+            part = buffers[b, v]
+            for k in range(row.size):
+                row[k] += part[k]
+                part[k] = 0.0
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def blur(buffers, neighbours, rows):
+    """Blur pass j applies [1/2, 1, 1/2] along neighbours[j] to the first rows[j] vertices, from
+    buffers[j % 2] into the other, so the result is in buffers[len(rows) % 2]. Row M of both
+    buffers is zero and stands for absent neighbours."""
+    c = buffers.shape[2]
+    half = np.float32(0.5)
+    for j in range(rows.size):
+        src = buffers[j % 2]
+        dst = buffers[1 - j % 2]
+        for v in prange(rows[j]):
+            n1 = src[neighbours[j, v, 0]]
+            n2 = src[neighbours[j, v, 1]]
+            centre = src[v]
+            out = dst[v]
+            for k in range(c):
+                out[k] = centre[k] + half * (n1[k] + n2[k])
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def slice_rows(blurred, offsets, slice_weights, out):
-    """out[i] = sum over the entries e of point i of slice_weights[i, e] * blurred[:, vertex], with
-    blurred (blocks, M+1, width) the result buffer of every channel block of splat_blur."""
+    """out[i] = sum over the entries e of point i of slice_weights[i, e] * blurred[offsets[i, e]]."""
     n, entries = offsets.shape
-    blocks, _, width = blurred.shape
+    c = out.shape[1]
     for i in prange(n):
-        out[i, :] = 0.0
+        row = out[i]
+        row[:] = 0.0
         for e in range(entries):
-            v = offsets[i, e]
+            source = blurred[offsets[i, e]]
             w = slice_weights[i, e]
-            for b in range(blocks):
-                own = out[i, b * width:(b + 1) * width]
-                source = blurred[b, v]
-                for k in range(width):
-                    own[k] += w * source[k]
+            for k in range(c):
+                row[k] += w * source[k]
 
 
-def channel_blocks(channels, threads):
-    """(blocks, width): split `channels` into equal blocks of a multiple of 4 channels, one per
-    thread where there are enough channels, for splat_blur."""
-    blocks = max(1, min(threads, -(-channels // 4)))
-    return blocks, 4 * -(-channels // (4 * blocks))
+@njit(cache=True, fastmath=FASTMATH)
+def _filter_ones(offsets, weights, neighbours, alpha):
+    """The lattice filter of an all-ones signal, on scalars (the vector kernels' per-row overhead
+    dominates with one channel)."""
+    n, d1 = offsets.shape
+    m = neighbours.shape[1]
+    src = np.zeros(m + 1, np.float32)
+    dst = np.zeros(m + 1, np.float32)
+    for i in range(n):
+        for r in range(d1):
+            src[offsets[i, r]] += weights[i, r]
+    for j in range(d1):
+        for v in range(m):
+            dst[v] = src[v] + np.float32(0.5) * (src[neighbours[j, v, 0]] + src[neighbours[j, v, 1]])
+        src, dst = dst, src
+    out = np.empty(n, np.float32)
+    for i in range(n):
+        total = np.float32(0.0)
+        for r in range(d1):
+            total += weights[i, r] * src[offsets[i, r]]
+        out[i] = alpha * total
+    return out
 
 
 class PermutohedralLattice:
@@ -302,10 +384,11 @@ class PermutohedralLattice:
         scale = scale_factors(d)
         lows, shifts, bits = key_packing(*_feature_bounds(features), scale)
         keys = np.empty(n * (d + 1), np.int64)
+        first = np.empty(n * (d + 1), np.int32)
         self.weights = np.empty((n, d + 1), np.float32)
-        _embed(features, scale, lows, shifts, keys, self.weights)
-        vertex_of, sorted_vertex_keys, number = _number_vertices(*_radix_argsort(keys, bits))
-        del keys
+        _embed(features, scale, lows, shifts, keys, self.weights, first)
+        vertex_of, sorted_vertex_keys, number = _number_vertices(keys, first, bits)
+        del keys, first
         self.offsets = vertex_of.reshape(n, d + 1)
         self.num_vertices = number.size
         self.neighbours = _neighbours(sorted_vertex_keys, number, neighbour_deltas(shifts))
@@ -317,13 +400,16 @@ class PermutohedralLattice:
         values = np.asarray(values)
         if values.ndim != 2 or values.shape[1] != self.num_points:
             raise ValueError(f"values to filter must be C x {self.num_points}, got shape {values.shape}")
-        blocks, width = channel_blocks(values.shape[0], get_num_threads())
-        rows = np.zeros((self.num_points, blocks * width), np.float32)
-        rows[:, :values.shape[0]] = values.T
-        buffers = np.zeros((blocks, 2, self.num_vertices + 1, width), np.float32)
+        if values.shape[0] == 1 and (values == 1).all():
+            return _filter_ones(self.offsets, self.weights, self.neighbours, self.alpha)[None]
+        rows = np.ascontiguousarray(values.T, dtype=np.float32)
+        shares = splat_shares(self.num_points, self.num_vertices)
+        buffers = np.zeros((shares + 1 if shares > 1 else 2, self.num_vertices + 1, rows.shape[1]), np.float32)
+        splat(rows, self.offsets, self.weights, buffers, shares)
+        if shares > 1:
+            gather_partials(buffers)
         passes = np.full(self.dim + 1, self.num_vertices, np.int64)
-        splat_blur(rows, self.offsets, self.weights, np.zeros(self.dim + 1, np.int64), self.neighbours,
-                   passes, buffers)
+        blur(buffers, self.neighbours, passes)
         out = np.empty_like(rows)
-        slice_rows(buffers[:, passes.size % 2], self.offsets, self.weights * self.alpha, out)
-        return np.ascontiguousarray(out[:, :values.shape[0]].T)
+        slice_rows(buffers[passes.size % 2], self.offsets, self.weights * self.alpha, out)
+        return np.ascontiguousarray(out.T)

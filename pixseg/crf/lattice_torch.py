@@ -98,10 +98,12 @@ def blur(values, neighbours, rows):
     """Pass j: [1/2, 1, 1/2] along neighbours[j] on the first rows[j] vertices (index M = zero row)."""
     for j, count in enumerate(rows):
         near = neighbours[j, :count]
-        values = torch.cat([values[:count] + 0.5 * (values[near[:, 0]] + values[near[:, 1]]), values[count:]])
+        sides = torch.index_select(values, 0, near[:, 0]).add_(torch.index_select(values, 0, near[:, 1]))
+        values = torch.cat([sides.mul_(0.5).add_(values[:count]), values[count:]])
     return values
 
 
 def slice_rows(values, offsets, weights):
     """N x C: sum over each point's entries of weight * the entry's vertex values."""
-    return (weights[:, :, None] * values[offsets]).sum(1)
+    gathered = torch.index_select(values, 0, offsets.reshape(-1)).reshape(*offsets.shape, -1)
+    return (weights[:, :, None] * gathered).sum(1)

@@ -6,15 +6,15 @@ with Q = softmax(-unary) to start. Potts compatibility (compat None) is the refe
 PottsCompatibility, -w K Q: it equals the matrix 1 - I up to a per-pixel constant, which the softmax
 removes. The kernel sum includes each pixel's own term, as in the reference.
 
-The numba loop does one pass over the pixels per iteration (slice the blurred lattice values, add
-the unary, softmax) and two over the vertices (splat, then blur). Q is kept N x C' with C padded to
-a multiple of 8 (unary +inf, so padded labels have Q = 0) so every inner loop is a full vector loop.
+Each numba iteration: splat Q onto the lattice, blur, then one pass over the pixels (slice the
+blurred values, add the unary, softmax). Q is kept N x C' with C padded to a multiple of 8 (unary
++inf, so padded labels have Q = 0) so that inner loops run without scalar remainders.
 """
 
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-from pixseg.crf.lattice import FASTMATH, channel_blocks, splat_blur
+from pixseg.crf.lattice import FASTMATH, blur, gather_partials, splat, splat_shares
 
 _LANES = 8
 _CHUNK = 2048  # pixels per parallel work item (scratch rows are allocated per item)
@@ -31,11 +31,10 @@ _EXP_FLOOR = np.float32(-87.0)  # exp(-87) is still a normal float32; lower valu
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _pixel_pass(unary, compat, offsets, slice_weights, blurred, q, do_slice):
     """q[i] = softmax(-unary[i] - compat @ message[i]) for every pixel i, the message sliced from the
-    blurred lattice values (blocks x (M+1) x width, see splat_blur; zero when not do_slice). `compat` is 0 x 0 for Potts (then the message
+    blurred lattice values ((M+1) x C'; zero when not do_slice). `compat` is 0 x 0 for Potts (then the message
     enters with a plus sign, as the reference's -w K Q), else the padded C x C matrix."""
     n, cp = unary.shape
     entries = offsets.shape[1]
-    blocks, _, width = blurred.shape
     potts = compat.shape[0] == 0
     p0, p1, p2, p3, p4, p5 = _EXP_POLY
     for chunk in prange((n + _CHUNK - 1) // _CHUNK):
@@ -46,15 +45,11 @@ def _pixel_pass(unary, compat, offsets, slice_weights, blurred, q, do_slice):
         for i in range(chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)):
             if do_slice:
                 message[:] = 0.0
-                for b in range(blocks):
-                    # Views, not message[b * width + k]: offset indexing defeats vectorising.
-                    own = message[b * width:(b + 1) * width]
-                    block = blurred[b]
-                    for e in range(entries):
-                        source = block[offsets[i, e]]
-                        w = slice_weights[i, e]
-                        for k in range(width):
-                            own[k] += w * source[k]
+                for e in range(entries):
+                    source = blurred[offsets[i, e]]
+                    w = slice_weights[i, e]
+                    for k in range(cp):
+                        message[k] += w * source[k]
             if potts:
                 for k in range(cp):
                     energy[k] = message[k] - unary[i, k]
@@ -112,8 +107,7 @@ def mean_field_numba(unary, operator, compat, iterations, label_dtype):
     numba lattices (unused when iterations == 0); compat: C x C or None (Potts).
     Returns (labels N of `label_dtype`, Q C x N float32)."""
     channels, n = unary.shape
-    blocks, width = channel_blocks(channels, get_num_threads())
-    cp = blocks * width
+    cp = -(-channels // _LANES) * _LANES
     padded = np.full((n, cp), np.inf, np.float32)
     padded[:, :channels] = unary.T
     matrix = np.zeros((cp, cp) if compat is not None else (0, 0), np.float32)
@@ -121,20 +115,22 @@ def mean_field_numba(unary, operator, compat, iterations, label_dtype):
         matrix[:channels, :channels] = compat
     q = np.empty((n, cp), np.float32)
     no_entries = np.zeros((n, 0), np.int32)
-    _pixel_pass(padded, matrix, no_entries, no_entries.astype(np.float32), np.zeros((1, 1, 1), np.float32),
-                q, False)
+    _pixel_pass(padded, matrix, no_entries, no_entries.astype(np.float32), q, q, False)
     if iterations > 0:
         offsets = np.ascontiguousarray(operator.offsets, dtype=np.int32)
         splat_weights = np.ascontiguousarray(operator.splat_weights, dtype=np.float32)
         slice_weights = np.ascontiguousarray(operator.slice_weights, dtype=np.float32)
-        entry_buffer = np.asarray(operator.entry_buffer, np.int64)
         neighbours = np.ascontiguousarray(operator.neighbours, dtype=np.int32)
         rows = np.asarray(operator.rows, np.int64)
-        buffers = np.zeros((blocks, 2, operator.num_vertices + 1, width), np.float32)
-        blurred = buffers[:, rows.size % 2]
+        shares = splat_shares(n, operator.num_vertices)
+        # Two blur buffers, then one private splat buffer per extra share; row M of each is zero.
+        buffers = np.zeros((2 + shares - 1, operator.num_vertices + 1, cp), np.float32)
         for _ in range(iterations):
-            splat_blur(q, offsets, splat_weights, entry_buffer, neighbours, rows, buffers)
-            _pixel_pass(padded, matrix, offsets, slice_weights, blurred, q, True)
+            splat(q, offsets, splat_weights, buffers, shares)
+            if shares > 1:
+                gather_partials(buffers)
+            blur(buffers, neighbours, rows)
+            _pixel_pass(padded, matrix, offsets, slice_weights, buffers[rows.size % 2], q, True)
     q_out = np.empty((channels, n), np.float32)
     labels = np.empty(n, label_dtype)
     _to_channels(q, q_out, labels)

@@ -1,0 +1,156 @@
+"""Dense CRF speed: pixseg's numba and torch backends against pydensecrf2 (the reference C++), in one run.
+
+Three scikit-image photographs (astronaut, coffee, chelsea) resized to 500 x 375 and two random
+500 x 375 images, 21 labels, 5 and 10 mean-field iterations, for each parameter preset asked for.
+Every timing is a whole call as a user makes it: for pixseg `dense_crf(image, probs)` (input checks,
+-log, both lattices, inference, labels and Q); for the reference the same -log, DenseCRF2D set-up,
+both pairwise terms, inference and argmax. Methods alternate within each repeat; the median is
+reported, with the ratio to pydensecrf2 (target for numba: <= 0.33). Then peak memory of one numba
+call (tracemalloc), against the bound "3 x Q plus the lattice", and CUDA timings when a GPU is there.
+
+    .venv/bin/python benchmarks/crf_speed.py [--repeats 5] [--presets deeplab_v2 reference] [--no-torch]
+"""
+
+import argparse
+import statistics
+import time
+import tracemalloc
+
+import numpy as np
+import pydensecrf.densecrf as dcrf
+import skimage.data
+import torch
+from skimage.transform import resize
+
+from pixseg.crf import CRF_PRESETS, PermutohedralLattice, dense_crf
+from pixseg.crf.kernels import appearance_features, smoothness_features
+
+HEIGHT, WIDTH, LABELS = 375, 500, 21
+PHOTOS = ("astronaut", "coffee", "chelsea")
+
+
+def test_images():
+    images = {}
+    for name in PHOTOS:
+        photo = resize(getattr(skimage.data, name)(), (HEIGHT, WIDTH), anti_aliasing=True)
+        images[name] = (photo * 255).round().astype(np.uint8)
+    rng = np.random.default_rng(0)
+    for index in range(2):
+        images[f"random{index}"] = rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+    return images
+
+
+def test_probs(seed):
+    """Softmax of smooth random logits: network-like maps; the timing does not depend on them."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.normal(0.0, 3.0, (LABELS, HEIGHT // 25 + 1, WIDTH // 25 + 1))
+    logits = resize(coarse, (LABELS, HEIGHT, WIDTH), order=1) + rng.normal(0.0, 0.5, (LABELS, HEIGHT, WIDTH))
+    probs = np.exp(logits - logits.max(0))
+    return (probs / probs.sum(0)).astype(np.float32)
+
+
+def reference_crf(image, probs, iterations, appearance, smoothness):
+    (w1, theta_a, theta_b), (w2, theta_g) = appearance, smoothness
+    with np.errstate(divide="ignore"):
+        unary = np.ascontiguousarray(-np.log(probs).reshape(LABELS, -1))
+    crf = dcrf.DenseCRF2D(WIDTH, HEIGHT, LABELS)
+    crf.setUnaryEnergy(unary)
+    crf.addPairwiseGaussian(sxy=theta_g, compat=w2)
+    crf.addPairwiseBilateral(sxy=theta_a, srgb=theta_b, rgbim=image, compat=w1)
+    q = np.array(crf.inference(iterations))
+    return q.argmax(0).reshape(HEIGHT, WIDTH), q
+
+
+def seconds(function):
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def lattice_bytes(image, appearance, smoothness):
+    """Bytes of both lattices plus the two blur buffers of the merged operator (C padded to 24)."""
+    total, vertices = 0, 0
+    for features in (appearance_features(image, *appearance[1:]), smoothness_features(HEIGHT, WIDTH, smoothness[1])):
+        lattice = PermutohedralLattice(features)
+        total += lattice.offsets.nbytes + lattice.weights.nbytes + lattice.neighbours.nbytes
+        vertices += lattice.num_vertices
+    return total + 2 * (vertices + 1) * 24 * 4, vertices
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--presets", nargs="+", default=["deeplab_v2", "reference"], choices=sorted(CRF_PRESETS))
+    parser.add_argument("--iterations", type=int, nargs="+", default=[5, 10])
+    parser.add_argument("--no-torch", action="store_true", help="skip the torch backend on CPU (slow)")
+    args = parser.parse_args()
+
+    images = test_images()
+    probs = {name: test_probs(index) for index, name in enumerate(images)}
+    warm = next(iter(images.values()))[:40, :50]
+    dense_crf(warm, probs[next(iter(images))][:, :40, :50], backend="numba")  # load the compiled code
+    print(f"{HEIGHT}x{WIDTH}, {LABELS} labels, median of {args.repeats} runs, seconds per image; "
+          f"torch {torch.__version__} on CPU with {torch.get_num_threads()} threads")
+    methods = ["numba"] + ([] if args.no_torch else ["torch"]) + ["pydensecrf2"]
+    ratios = {}
+    for preset in args.presets:
+        options = CRF_PRESETS[preset]
+        print(f"\npreset {preset}: appearance {options['appearance']}, smoothness {options['smoothness']}")
+        print(f"{'image':<10} {'iters':>5} " + " ".join(f"{m:>11}" for m in methods) + "  numba/ref"
+              + ("  torch/ref" if "torch" in methods else "") + "  labels agree")
+        for name, image in images.items():
+            for iterations in args.iterations:
+                calls = {
+                    "numba": lambda: dense_crf(image, probs[name], iterations=iterations, backend="numba", **options),
+                    "torch": lambda: dense_crf(image, probs[name], iterations=iterations, backend="torch", **options),
+                    "pydensecrf2": lambda: reference_crf(image, probs[name], iterations, **options),
+                }
+                times = {method: [] for method in methods}
+                for _ in range(args.repeats):
+                    for method in methods:
+                        times[method].append(seconds(calls[method]))
+                median = {method: statistics.median(values) for method, values in times.items()}
+                agree = (calls["numba"]()[0] == calls["pydensecrf2"]()[0]).mean()
+                ratio = median["numba"] / median["pydensecrf2"]
+                ratios.setdefault((preset, "photo" if name in PHOTOS else "random"), []).append(ratio)
+                line = f"{name:<10} {iterations:>5} " + " ".join(f"{median[m]:>11.3f}" for m in methods)
+                line += f"  {ratio:>9.2f}"
+                if "torch" in methods:
+                    line += f"  {median['torch'] / median['pydensecrf2']:>9.2f}"
+                print(line + f"  {100 * agree:>11.2f}%")
+    print("\nnumba / pydensecrf2, worst case per preset and image kind (target <= 0.33):")
+    for (preset, kind), values in ratios.items():
+        print(f"  {preset:<11} {kind:<7} worst {max(values):.2f}  median {statistics.median(values):.2f}")
+
+    print("\npeak memory of one numba call (tracemalloc), 10 iterations:")
+    q_bytes = LABELS * HEIGHT * WIDTH * 4
+    for preset in args.presets:
+        options = CRF_PRESETS[preset]
+        for name, image in images.items():
+            lattice, vertices = lattice_bytes(image, options["appearance"], options["smoothness"])
+            tracemalloc.start()
+            dense_crf(image, probs[name], iterations=10, backend="numba", **options)
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            print(f"  {preset:<11} {name:<10} peak {peak / 2**20:7.1f} MiB = lattice {lattice / 2**20:6.1f} MiB "
+                  f"({vertices} vertices) + {(peak - lattice) / q_bytes:4.2f} x Q ({q_bytes / 2**20:.1f} MiB)")
+
+    if torch.cuda.is_available():
+        print("\ntorch backend on CUDA, ms per image (10 iterations, default preset):")
+        for name, image in images.items():
+            gpu_probs = torch.from_numpy(probs[name]).cuda()
+            dense_crf(image, gpu_probs)
+            torch.cuda.synchronize()
+            runs = []
+            for _ in range(args.repeats):
+                start = time.perf_counter()
+                dense_crf(image, gpu_probs)
+                torch.cuda.synchronize()
+                runs.append(time.perf_counter() - start)
+            print(f"  {name:<10} {1000 * statistics.median(runs):7.1f} ms")
+    else:
+        print("\nno CUDA device here: the torch backend's GPU time is not measured")
+
+
+if __name__ == "__main__":
+    main()
