@@ -6,7 +6,8 @@ Every timing is a whole call as a user makes it: for pixseg `dense_crf(image, pr
 -log, both lattices, inference, labels and Q); for the reference the same -log, DenseCRF2D set-up,
 both pairwise terms, inference and argmax. Methods alternate within each repeat; the median is
 reported, with the ratio to pydensecrf2 (target for numba: <= 0.33). Then peak memory of one numba
-call (tracemalloc), against the bound "3 x Q plus the lattice", and CUDA timings when a GPU is there.
+call (tracemalloc) against the bound "3 x Q plus the lattice" (the lattice: its merged tables and
+value buffers), and CUDA timings when a GPU is there.
 
     .venv/bin/python benchmarks/crf_speed.py [--repeats 5] [--presets deeplab_v2 reference] [--no-torch]
 """
@@ -23,7 +24,8 @@ import torch
 from skimage.transform import resize
 
 from pixseg.crf import CRF_PRESETS, PermutohedralLattice, dense_crf
-from pixseg.crf.kernels import appearance_features, smoothness_features
+from pixseg.crf.kernels import appearance_features, message_operator, smoothness_features
+from pixseg.crf.lattice import splat_shares
 
 HEIGHT, WIDTH, LABELS = 375, 500, 21
 PHOTOS = ("astronaut", "coffee", "chelsea")
@@ -68,13 +70,15 @@ def seconds(function):
 
 
 def lattice_bytes(image, appearance, smoothness):
-    """Bytes of both lattices plus the two blur buffers of the merged operator (C padded to 24)."""
-    total, vertices = 0, 0
-    for features in (appearance_features(image, *appearance[1:]), smoothness_features(HEIGHT, WIDTH, smoothness[1])):
-        lattice = PermutohedralLattice(features)
-        total += lattice.offsets.nbytes + lattice.weights.nbytes + lattice.neighbours.nbytes
-        vertices += lattice.num_vertices
-    return total + 2 * (vertices + 1) * 24 * 4, vertices
+    """Bytes of the merged lattice tables plus their value buffers (two blur buffers and any
+    per-thread splat buffers, C padded to 24), and the vertex count."""
+    operator = message_operator([
+        (PermutohedralLattice(appearance_features(image, *appearance[1:])), appearance[0]),
+        (PermutohedralLattice(smoothness_features(HEIGHT, WIDTH, smoothness[1])), smoothness[0])])
+    tables = operator.offsets.nbytes + operator.splat_weights.nbytes + operator.slice_weights.nbytes
+    tables += operator.neighbours.size * 4
+    buffers = 1 + splat_shares(HEIGHT * WIDTH, operator.num_vertices)
+    return tables + buffers * (operator.num_vertices + 1) * 24 * 4, operator.num_vertices
 
 
 def main():

@@ -50,41 +50,40 @@ def dense_crf(image, probs=None, *, iterations=DEFAULT_ITERATIONS, appearance=DE
     w2, theta_g = _check_kernel("smoothness", smoothness, ("w2", "theta_g"))
     image = _rgb_image(image)
     height, width = image.shape[:2]
-    given = unary if unary is not None else probs
-    energies = _unary_energies(probs, unary, (height, width))
-    channels = energies.shape[0]
+    values, is_unary = _checked_potentials(probs, unary, (height, width))
+    channels = values.shape[0]
     compat = _compatibility(compat, channels)
     label_dtype = np.uint8 if channels <= 256 else np.int32
-    features = [(appearance_features(image, theta_a, theta_b), w1),
-                (smoothness_features(height, width, theta_g), w2)]
-    features = [(f, w) for f, w in features if w > 0] if iterations > 0 else []
+    kernels = [(lambda: appearance_features(image, theta_a, theta_b), w1),
+               (lambda: smoothness_features(height, width, theta_g), w2)]
+    kernels = [(features, w) for features, w in kernels if w > 0] if iterations > 0 else []
 
     if backend == "numba":
-        energies = _to_numpy(energies).reshape(channels, -1)
         with threads_for(height * width):
-            lattices = [(PermutohedralLattice(f), w) for f, w in features]
-            operator = message_operator(lattices) if lattices else None
-            labels, q = mean_field_numba(energies, operator, compat, iterations if lattices else 0, label_dtype)
+            # Each lattice is built from its features alone, and dropped once merged.
+            operator = message_operator([(PermutohedralLattice(f()), w) for f, w in kernels]) if kernels else None
+            labels, q = mean_field_numba(_to_numpy(values).reshape(channels, -1), is_unary, operator, compat,
+                                         iterations if kernels else 0, label_dtype)
         labels, q = labels.reshape(height, width), q.reshape(channels, height, width)
-        if _is_tensor(given):
-            return _to_tensor(labels, given.device), _to_tensor(q, given.device)
+        if _is_tensor(values):
+            return _to_tensor(labels, values.device), _to_tensor(q, values.device)
         return labels, q
 
     import torch
 
     from pixseg.crf.lattice_torch import TorchLattice
 
-    device = torch.device(device if device is not None else given.device if _is_tensor(given) else "cpu")
-    energies = torch.as_tensor(energies, device=device).reshape(channels, -1)
-    if compat is not None:
-        compat = torch.as_tensor(compat, device=device)
+    device = torch.device(device if device is not None else values.device if _is_tensor(values) else "cpu")
     with threads_for(height * width, torch_cpu=device.type == "cpu"):
-        lattices = [(TorchLattice(torch.as_tensor(f, device=device)), w) for f, w in features]
+        lattices = [(TorchLattice(torch.as_tensor(f(), device=device)), w) for f, w in kernels]
         operator = message_operator(lattices) if lattices else None
-        labels, q = mean_field_torch(energies, operator, compat, iterations if lattices else 0)
+        del lattices
+        labels, q = mean_field_torch(torch.as_tensor(values, device=device).reshape(channels, -1), is_unary,
+                                     operator, None if compat is None else torch.as_tensor(compat, device=device),
+                                     iterations if kernels else 0)
     labels = labels.to(torch.uint8 if label_dtype == np.uint8 else torch.int32).reshape(height, width)
     q = q.reshape(channels, height, width)
-    if _is_tensor(given):
+    if _is_tensor(values):
         return labels, q
     return labels.cpu().numpy(), q.cpu().numpy()
 
@@ -170,21 +169,19 @@ def _rgb_image(image):
     return np.ascontiguousarray(image)
 
 
-def _unary_energies(probs, unary, size):
-    """C x H x W float32 energies (numpy array or tensor, as given), checked."""
+def _checked_potentials(probs, unary, size):
+    """(values, is_unary): the checked C x H x W unary energies if given, else the probabilities
+    (numpy array or tensor, as given)."""
     if probs is None and unary is None:
         raise ValueError("give probs (C x H x W probabilities) or unary (C x H x W energies)")
     if probs is not None:
         probs = _float_array("probs", probs, size)
     if unary is not None:
-        energies = _float_array("unary", unary, size)
-        _check_unary(energies)
-        return energies
+        unary = _float_array("unary", unary, size)
+        _check_unary(unary)
+        return unary, True
     _check_probabilities(probs)
-    if _is_tensor(probs):
-        return -probs.log().float()
-    with np.errstate(divide="ignore"):
-        return (-np.log(probs)).astype(np.float32, copy=False)
+    return probs, False
 
 
 def _float_array(name, array, size):

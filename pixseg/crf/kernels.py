@@ -73,7 +73,8 @@ def message_operator(kernels):
         slices.append(lattice.weights * (norm * float(lattice.alpha) * float(weight)))
         # Shift into the shared numbering; "none" (this lattice's M) becomes the shared zero row.
         own = lattice.neighbours
-        shifted = own + base + (own == lattice.num_vertices) * (total - lattice.num_vertices - base)
+        shifted = own + base
+        shifted[own == lattice.num_vertices] = total
         none = shifted[:1] * 0 + total
         passes = own.shape[0] + (depth - own.shape[0]) % 2
         neighbours.append(_concat([shifted] + [none] * (depth - own.shape[0]), axis=0))

@@ -29,6 +29,7 @@ from numba import get_num_threads, njit, prange, set_num_threads
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 _CHUNK = 4096  # points per parallel work item where scratch arrays are allocated per item
 _RADIX_BITS = 8
+_CACHE = 1024  # slots of the per-chunk cache of recent vertex keys in _embed (a power of two)
 # Below this many points a parallel region costs more than it saves (waking threads, and much
 # more than that on a busy machine), so small images run in the calling thread.
 SERIAL_BELOW = 32768
@@ -119,19 +120,26 @@ def _feature_bounds(features):
 def _embed(features, scale, lows, shifts, keys, weights, first):
     """Per point: the packed keys of the d+1 vertices of its enclosing simplex and its barycentric
     weights. Float32 arithmetic in the reference's order, so points land in the same simplices.
-    first[row] is the earliest row known to hold the same key: the same vertex of the previous
-    point (neighbouring pixels usually share their simplex), else the row itself."""
+
+    first[row] is an earlier row known to hold the same key (found through a small direct-mapped
+    cache of the keys recently seen in this chunk of points: nearby pixels share most vertices),
+    else the row itself. Only rows that are their own `first` need sorting."""
     n, d = features.shape
     d1 = d + 1
     down = np.float32(1.0 / d1)
     up = np.float32(d1)
+    ones = np.int64(0)
+    for i in range(d):
+        ones += np.int64(1) << shifts[i]
     for chunk in prange((n + _CHUNK - 1) // _CHUNK):
         elevated = np.empty(d1, np.float32)
         rem0 = np.empty(d1, np.float32)
         rank = np.empty(d1, np.int64)
+        by_rank = np.empty(d1, np.int64)
         bary = np.empty(d + 2, np.float32)
-        start = chunk * _CHUNK
-        for p in range(start, min(n, start + _CHUNK)):
+        cached_keys = np.full(_CACHE, -1, np.int64)
+        cached_rows = np.empty(_CACHE, np.int32)
+        for p in range(chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)):
             total = np.float32(0.0)
             for j in range(d, 0, -1):
                 cf = features[p, j - 1] * scale[j - 1]
@@ -149,10 +157,9 @@ def _embed(features, scale, lows, shifts, keys, weights, first):
             for i in range(d):
                 di = elevated[i] - rem0[i]
                 for j in range(i + 1, d1):
-                    if di < elevated[j] - rem0[j]:
-                        rank[i] += 1
-                    else:
-                        rank[j] += 1
+                    smaller = di < elevated[j] - rem0[j]  # branch-free: remainders are random
+                    rank[i] += smaller
+                    rank[j] += 1 - smaller
             for i in range(d1):
                 rank[i] += rounded_sum
                 if rank[i] < 0:
@@ -161,22 +168,31 @@ def _embed(features, scale, lows, shifts, keys, weights, first):
                 elif rank[i] > d:
                     rank[i] -= d1
                     rem0[i] -= up
+                by_rank[rank[i]] = i
             bary[:] = 0.0
             for i in range(d1):
                 v = (elevated[i] - rem0[i]) * down
                 bary[d - rank[i]] += v
                 bary[d - rank[i] + 1] -= v
             bary[0] += np.float32(1.0) + bary[d + 1]
+            # Vertex 0 is rem0 itself; vertex r+1 adds 1 to every coordinate but the one ranked
+            # d - r, which loses d (the canonical simplex, permuted by rank).
+            key = np.int64(0)
+            for i in range(d):
+                key += (np.int64(rem0[i]) - lows[i]) << shifts[i]
             for r in range(d1):
-                key = np.int64(0)
-                for i in range(d):
-                    # Coordinate i of vertex r: the canonical simplex's vertex r, permuted by rank.
-                    shift = r if rank[i] <= d - r else r - d1
-                    key += (np.int64(rem0[i]) + shift - lows[i]) << shifts[i]
                 row = p * d1 + r
                 keys[row] = key
                 weights[p, r] = bary[r]
-                first[row] = first[row - d1] if p > start and keys[row - d1] == key else row
+                slot = ((key * np.int64(-7046029254386353131)) >> 40) & (_CACHE - 1)
+                if cached_keys[slot] == key:
+                    first[row] = cached_rows[slot]
+                else:
+                    cached_keys[slot] = key
+                    cached_rows[slot] = row
+                    first[row] = row
+                loser = by_rank[d - r]
+                key += ones - ((np.int64(d1) << shifts[loser]) if loser < d else 0)
 
 
 @njit(cache=True)

@@ -29,17 +29,18 @@ _EXP_FLOOR = np.float32(-87.0)  # exp(-87) is still a normal float32; lower valu
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _pixel_pass(unary, compat, offsets, slice_weights, blurred, q, do_slice):
-    """q[i] = softmax(-unary[i] - compat @ message[i]) for every pixel i, the message sliced from the
-    blurred lattice values ((M+1) x C'; zero when not do_slice). `compat` is 0 x 0 for Potts (then the message
-    enters with a plus sign, as the reference's -w K Q), else the padded C x C matrix."""
-    n, cp = unary.shape
+def _pixel_pass(potential, compat, offsets, slice_weights, blurred, q, do_slice):
+    """q[i] = softmax(potential[i] - compat @ message[i]) for every pixel i (potential = -unary),
+    the message sliced from the blurred lattice values ((M+1) x C'; zero when not do_slice).
+    `compat` is 0 x 0 for Potts (then the message enters with a plus sign, as the reference's
+    -w K Q), else the padded C x C matrix."""
+    n, cp = potential.shape
     entries = offsets.shape[1]
     potts = compat.shape[0] == 0
     p0, p1, p2, p3, p4, p5 = _EXP_POLY
     for chunk in prange((n + _CHUNK - 1) // _CHUNK):
         message = np.zeros(cp, np.float32)
-        energy = np.empty(cp, np.float32)
+        logit = np.empty(cp, np.float32)
         bits = np.empty(cp, np.int32)
         powers = bits.view(np.float32)
         for i in range(chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)):
@@ -52,19 +53,19 @@ def _pixel_pass(unary, compat, offsets, slice_weights, blurred, q, do_slice):
                         message[k] += w * source[k]
             if potts:
                 for k in range(cp):
-                    energy[k] = message[k] - unary[i, k]
+                    logit[k] = potential[i, k] + message[k]
             else:
                 for k in range(cp):
                     total = np.float32(0.0)
                     for l in range(cp):
                         total += compat[k, l] * message[l]
-                    energy[k] = -unary[i, k] - total
-            top = energy[0]
+                    logit[k] = potential[i, k] - total
+            top = logit[0]
             for k in range(1, cp):
-                top = max(top, energy[k])
+                top = max(top, logit[k])
             row = q[i]
             for k in range(cp):
-                x = energy[k] - top
+                x = logit[k] - top
                 t = max(x, _EXP_FLOOR)
                 n_pow = np.rint(t * _LOG2E)
                 r = t - n_pow * _LN2_HI - n_pow * _LN2_LO
@@ -102,23 +103,28 @@ def _to_channels(q, q_out, labels):
             labels[i] = best
 
 
-def mean_field_numba(unary, operator, compat, iterations, label_dtype):
-    """unary: C x N float32 energies (+inf allowed, not -inf or NaN); operator: a MessageOperator of
-    numba lattices (unused when iterations == 0); compat: C x C or None (Potts).
-    Returns (labels N of `label_dtype`, Q C x N float32)."""
-    channels, n = unary.shape
+def mean_field_numba(values, is_unary, operator, compat, iterations, label_dtype):
+    """values: C x N unary energies (is_unary; +inf allowed, not -inf or NaN) or probabilities;
+    operator: a MessageOperator of numba lattices (unused when iterations == 0); compat: C x C or
+    None (Potts). Returns (labels N of `label_dtype`, Q C x N float32)."""
+    channels, n = values.shape
     cp = -(-channels // _LANES) * _LANES
-    padded = np.full((n, cp), np.inf, np.float32)
-    padded[:, :channels] = unary.T
+    # The log-potential -unary = log p, laid out N x C' and written in place (no C x N copy).
+    potential = np.empty((n, cp), np.float32)
+    potential[:, channels:] = -np.inf
+    if is_unary:
+        np.negative(values.T, out=potential[:, :channels])
+    else:
+        with np.errstate(divide="ignore"):
+            np.log(values.T, out=potential[:, :channels])
     matrix = np.zeros((cp, cp) if compat is not None else (0, 0), np.float32)
     if compat is not None:
         matrix[:channels, :channels] = compat
     q = np.empty((n, cp), np.float32)
     no_entries = np.zeros((n, 0), np.int32)
-    _pixel_pass(padded, matrix, no_entries, no_entries.astype(np.float32), q, q, False)
+    _pixel_pass(potential, matrix, no_entries, no_entries.astype(np.float32), q, q, False)
     if iterations > 0:
         offsets = np.ascontiguousarray(operator.offsets, dtype=np.int32)
-        splat_weights = np.ascontiguousarray(operator.splat_weights, dtype=np.float32)
         slice_weights = np.ascontiguousarray(operator.slice_weights, dtype=np.float32)
         neighbours = np.ascontiguousarray(operator.neighbours, dtype=np.int32)
         rows = np.asarray(operator.rows, np.int64)
@@ -126,31 +132,34 @@ def mean_field_numba(unary, operator, compat, iterations, label_dtype):
         # Two blur buffers, then one private splat buffer per extra share; row M of each is zero.
         buffers = np.zeros((2 + shares - 1, operator.num_vertices + 1, cp), np.float32)
         for _ in range(iterations):
-            splat(q, offsets, splat_weights, buffers, shares)
+            splat(q, offsets, operator.splat_weights, buffers, shares)
             if shares > 1:
                 gather_partials(buffers)
             blur(buffers, neighbours, rows)
-            _pixel_pass(padded, matrix, offsets, slice_weights, buffers[rows.size % 2], q, True)
+            _pixel_pass(potential, matrix, offsets, slice_weights, buffers[rows.size % 2], q, True)
+        del buffers
+    del potential
     q_out = np.empty((channels, n), np.float32)
     labels = np.empty(n, label_dtype)
     _to_channels(q, q_out, labels)
     return labels, q_out
 
 
-def mean_field_torch(unary, operator, compat, iterations):
-    """The same iteration in torch operations, on unary's device. unary: C x N float32 tensor;
-    operator: a MessageOperator of TorchLattices (unused when iterations == 0); compat: C x C tensor
-    or None. Returns (labels N int64, Q C x N float32) tensors."""
+def mean_field_torch(values, is_unary, operator, compat, iterations):
+    """The same iteration in torch operations, on values' device. values: C x N float tensor of
+    unary energies (is_unary) or probabilities; operator: a MessageOperator of TorchLattices
+    (unused when iterations == 0); compat: C x C tensor or None.
+    Returns (labels N int64, Q C x N float32) tensors."""
     import torch
 
     from pixseg.crf.lattice_torch import blur as blur_torch
     from pixseg.crf.lattice_torch import slice_rows, splat
 
-    energy = -unary.T
-    q = torch.softmax(energy, dim=1)
+    potential = (-values if is_unary else values.log()).T.float()  # -unary = log p
+    q = torch.softmax(potential, dim=1)
     for _ in range(iterations):
-        values = splat(q, operator.offsets, operator.splat_weights, operator.num_vertices)
-        values = blur_torch(values, operator.neighbours, operator.rows)
-        message = slice_rows(values, operator.offsets, operator.slice_weights)
-        q = torch.softmax(energy + message if compat is None else energy - message @ compat.T, dim=1)
+        blurred = blur_torch(splat(q, operator.offsets, operator.splat_weights, operator.num_vertices),
+                             operator.neighbours, operator.rows)
+        message = slice_rows(blurred, operator.offsets, operator.slice_weights)
+        q = torch.softmax(potential + message if compat is None else potential - message @ compat.T, dim=1)
     return q.argmax(1), q.T.contiguous()
