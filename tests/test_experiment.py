@@ -1,0 +1,103 @@
+"""The experiment on a tiny synthetic set: every stage runs, resumes, and report.html matches the CSVs."""
+
+import csv
+import json
+from html.parser import HTMLParser
+
+import pytest
+
+from pixseg.data.synthetic import make_synthetic_voc
+from pixseg.engine.experiment import IOU_ROWS, run_experiment, table_csv
+from pixseg.report import paper_claims
+
+TINY = ["iterations=2", "val_every=2", "batch_size=2", "data.crop_size=32", "data.holdout=0.25",
+        "model.width=0.0625"]
+
+
+class TableCells(HTMLParser):
+    """The text of every <td>/<th> cell, table by table, row by row."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self.cell = [], None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self.cell = ""
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self.tables[-1][-1].append(self.cell.strip())
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell += data
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    out = tmp_path_factory.mktemp("experiment")
+    make_synthetic_voc(out / "data", n_train=8, n_val=2, size=(40, 40), seed=4, progress=False)
+    result = run_experiment(out, out / "data", models=["fcn16s"], workers=1, overrides=TINY, progress=False)
+    return out, result
+
+
+def test_report_tables_match_the_csvs(experiment):
+    out, _ = experiment
+    page = (out / "report.html").read_text()
+    assert "<script" not in page and "src=\"http" not in page  # opens offline, nothing fetched
+    assert page.count("data:image/png;base64,") == 2
+    parser = TableCells()
+    parser.feed(page)
+    for table, name in zip(parser.tables, ("iou", "recall")):
+        with open(out / f"{name}_table.csv", newline="") as handle:
+            assert table == list(csv.reader(handle))
+    assert [row[0] for row in parser.tables[0][1:6]] == [label for label, _, _ in IOU_ROWS]
+
+
+def test_every_stage_left_its_files(experiment):
+    out, result = experiment
+    for name in ("metrics.json", "crf.json", "tables.md", "per_class_iou.png", "panels.png",
+                 "models/fcn16s-softmax/checkpoint.pt", "models/fcn16s-fused/checkpoint.pt",
+                 "results/fcn16s-fused-pos.json", "results/fcn16s-softmax-dense.json"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0 <= metrics["miou"] <= 1 and 0 <= metrics["fg_recall"] <= 1
+    assert metrics["miou"] == pytest.approx(result["iou"]["rows"][4][1] / 100)
+    tuning = json.loads((out / "crf.json").read_text())
+    assert tuning["num_images"] == 2  # a quarter of the 8 training images, never val
+
+
+def test_a_rerun_reuses_everything(experiment, capsys):
+    out, result = experiment
+    before = {p: p.stat().st_mtime_ns for p in (out / "results").iterdir()}
+    again = run_experiment(out, out / "data", models=["fcn16s"], workers=1, overrides=TINY, progress=False)
+    assert again["iou"] == result["iou"]
+    assert {p: p.stat().st_mtime_ns for p in (out / "results").iterdir()} == before
+
+
+def test_paper_claims_are_checked_per_column():
+    table = {"columns": ["Method", "A", "B"], "rows": [
+        ["SoftmaxLoss", 50, 60], ["FusedLoss", 51, 59], ["SoftmaxLoss + CRFs", 52, 61],
+        ["FusedLoss + CRFs", 53, 62], ["FusedLoss + POS-CRFs", 54, 62], ["FusedLoss + centre-prior CRFs", 55, 60]]}
+    recall = {"columns": ["Method", "A", "B"], "rows": [["baseline", 70, 70], ["ours", 71, 72]]}
+    claims = dict(paper_claims({"iou": table, "recall": recall}))
+    verdicts = list(claims.values())
+    assert verdicts == [False, True, True, True, True, False]
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="fcn64s"):
+        run_experiment(tmp_path, tmp_path, models=["fcn64s"])
+    with pytest.raises(ValueError, match="budget"):
+        run_experiment(tmp_path, tmp_path, budget="huge")
+
+
+def test_csv_has_two_decimals():
+    text = table_csv({"columns": ["Method", "A"], "rows": [["x", 12.3456]]})
+    assert text == "Method,A\nx,12.35\n"
