@@ -81,7 +81,7 @@ def render_report(path: str | Path, *, tables: dict, figures: dict[str, Path], c
         "<h2>What the paper claims, checked</h2>", f"<ul>{claims}</ul>",
     ]
     for title, figure in figures.items():
-        sections += [f"<h2>{html.escape(title.capitalize())}</h2>", _image_html(figure, title)]
+        sections += [f"<h2>{html.escape(title[:1].upper() + title[1:])}</h2>", _image_html(figure, title)]
     page = ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<title>pixseg report</title><style>{STYLE}</style></head><body>\n"
             + "\n".join(sections) + "\n</body></html>\n")

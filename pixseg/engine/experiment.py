@@ -259,6 +259,9 @@ def write_example_panels(path: Path, model: str, checkpoints: dict, dataset, dev
         pos = cached_pixel_objectness(image, pos_cache)
         baseline = baseline_refine(image, predict_probs(baseline_model, image, device).cpu().numpy())
         ours = ours_refine(image, predict_probs(ours_model, image, device).cpu().numpy())
-        rows.append([image, heatmap(pos), colorize(np.asarray(label)), colorize(baseline), colorize(ours)])
-    save_panel(path, rows, ["input", "POS map", "ground truth", "SoftmaxLoss + CRF", "FusedLoss + POS-CRF"])
+        # Scaled to each map's maximum: POS rarely nears 1, and the unscaled map reads as black.
+        rows.append([image, heatmap(pos / max(float(pos.max()), 1e-6)), colorize(np.asarray(label)),
+                     colorize(baseline), colorize(ours)])
+    save_panel(path, rows, ["input", "POS map (scaled to its max)", "ground truth", "SoftmaxLoss + CRF",
+                            "FusedLoss + POS-CRF"])
     return path
