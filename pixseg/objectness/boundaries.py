@@ -55,7 +55,7 @@ def check_boundaries(boundaries, shape: tuple[int, int]) -> np.ndarray:
 
 def boundary_map(image, *, method: str = "gradient", sigmas: tuple[float, ...] = (1.0, 2.0),
                  coarse_sigma: float = 10.0, texture_sigma: float = 6.0, inhibition: float = 1.0,
-                 noise_floor: float = 3.0, contrast: float = 16.0, model: str | None = None) -> np.ndarray:
+                 noise_floor: float = 3.0, contrast: float = 32.0, model: str | None = None) -> np.ndarray:
     """Boundary strength of `image` (uint8 HxWx3), float32 HxW in [0, 1].
 
     method "gradient" (no training): colour edges in CIE Lab at the fine Gaussian scales `sigmas`,

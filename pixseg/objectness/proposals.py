@@ -58,18 +58,20 @@ def propose(image, *, boundaries=None, boundary_method: str = "gradient", bounda
 def proposals_from_superpixels(labels: np.ndarray, boundaries: np.ndarray, *, n_seeds: int = 130,
                                level_sets: int = 5, max_iou: float = 0.85,
                                backgrounds: tuple[str, ...] = BACKGROUNDS, background_only: bool = True,
-                               min_size: float = 0.001, max_size: float = 0.75,
-                               background_only_min_size: float = 0.1, min_gap: float = 0.01,
+                               min_size: float = 0.001, max_size: float = 0.6,
+                               background_only_min_size: float = 0.1, min_gap: float = 0.03,
                                edge_power: float = 1.0) -> Proposals:
-    """Proposals on a superpixel map (GOP's baseline setting: 130 seeds, 5 level sets, IoU 0.85).
+    """Proposals on a superpixel map; defaults are GOP's baseline (130 seeds, 5 level sets, NMS IoU 0.85).
 
     Sizes are fractions of the image area: seed proposals cover `min_size`..`max_size`,
-    background-only ones `background_only_min_size`..`max_size`. A level set is kept only where the
-    distance jumps by at least `min_gap` (in boundary-strength units), so regions separated by no
-    boundary at all are never proposed.
+    background-only ones `background_only_min_size`..`max_size`. max_size 0.6 (rather than a larger
+    limit) keeps proposals that are mostly background from flattening the objectness map; raise it
+    for photos whose objects fill most of the frame. A level set is kept only where the distance jumps
+    by at least `min_gap` (in boundary-strength units), so regions separated by no boundary at all
+    are never proposed. `edge_power` is the exponent on the graph's boundary weights.
     """
     _check_options(n_seeds, level_sets, max_iou, backgrounds, min_size, max_size,
-                   background_only_min_size, min_gap)
+                   background_only_min_size, min_gap, edge_power)
     graph = build_graph(labels, boundaries, power=edge_power)
     total = graph.areas.sum()
     limits = (min_size * total, max_size * total)
@@ -150,7 +152,7 @@ def _side_subsets():
 
 
 def _check_options(n_seeds, level_sets, max_iou, backgrounds, min_size, max_size, background_only_min_size,
-                   min_gap) -> None:
+                   min_gap, edge_power) -> None:
     if n_seeds < 1 or level_sets < 1:
         raise ValueError(f"n_seeds and level_sets must be at least 1, got {n_seeds} and {level_sets}")
     if not 0 < max_iou <= 1:
@@ -161,5 +163,5 @@ def _check_options(n_seeds, level_sets, max_iou, backgrounds, min_size, max_size
     if not 0 <= min_size <= max_size <= 1 or not 0 <= background_only_min_size <= max_size:
         raise ValueError(f"sizes must satisfy 0 <= min_size ({min_size}), background_only_min_size "
                          f"({background_only_min_size}) <= max_size ({max_size}) <= 1")
-    if min_gap < 0:
-        raise ValueError(f"min_gap must be non-negative, got {min_gap}")
+    if min_gap < 0 or edge_power <= 0:
+        raise ValueError(f"min_gap must be >= 0 and edge_power > 0, got {min_gap} and {edge_power}")

@@ -60,10 +60,11 @@ def hexagonal_seeds(shape: tuple[int, int], n_segments: int) -> np.ndarray:
     # A hexagonal cell of lattice spacing s has area s^2 sqrt(3) / 2.
     spacing = max(math.sqrt(2 * height * width / (math.sqrt(3) * n_segments)), MIN_SPACING)
     row_step = spacing * math.sqrt(3) / 2
-    rows = np.arange(row_step / 2, height, row_step)
+    # Starting offsets are capped at the middle so that a lattice coarser than the image keeps a seed.
+    rows = np.arange(min(row_step / 2, (height - 1) / 2), height, row_step)
     seeds = []
     for i, y in enumerate(rows):
-        offset = spacing / 2 if i % 2 else spacing / 4
+        offset = min(spacing / 2 if i % 2 else spacing / 4, (width - 1) / 2)
         xs = np.arange(offset, width, spacing)
         seeds.append(np.stack([np.full(len(xs), y), xs], axis=1))
     seeds = np.concatenate(seeds).astype(int)
