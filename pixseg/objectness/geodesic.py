@@ -14,8 +14,6 @@ import numpy as np
 
 from pixseg.objectness.dijkstra import graph_dijkstra
 
-SIDES = ("top", "bottom", "left", "right")
-
 
 @dataclass(frozen=True)
 class SuperpixelGraph:

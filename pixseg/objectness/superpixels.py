@@ -4,9 +4,9 @@ Geodesic k-means: seeds on a hexagonal lattice, each moved to the weakest bounda
 every pixel joins the seed with the smallest geodesic distance (a raster-scan distance transform),
 where a step between 4-neighbours costs 1 + `edge_cost` * (boundary strength), so regions stay
 compact in flat areas and stop at boundaries; each seed then moves to the pixel of its region
-nearest the region's centroid (and off any boundary), and the assignment is repeated. The clean-up splits regions into
-connected components (a few-sweep transform can leave a stray fragment) and merges components below
-a minimum size into the neighbour they share most border with.
+nearest the region's centroid (and off any boundary), and the assignment is repeated. The clean-up
+splits regions into connected components (a few-sweep transform can leave a stray fragment) and
+merges components below a minimum size into the neighbour they share most border with.
 """
 
 from __future__ import annotations
