@@ -14,10 +14,12 @@ def register(subparsers):
     parser.add_argument("--workers", type=int, default=1, help="processes computing maps in parallel")
     parser.add_argument("--format", choices=FORMATS, default="both", help="how to save the maps")
     parser.add_argument("--cache", default=None, help="folder caching maps by image content (default: OUT/pos_cache)")
-    parser.add_argument("--n-superpixels", type=int, default=1000, help="target number of superpixels")
-    parser.add_argument("--n-seeds", type=int, default=130, help="seed superpixels (GOP's default 130)")
-    parser.add_argument("--level-sets", type=int, default=5, help="level sets per seed and background (5)")
-    parser.add_argument("--max-iou", type=float, default=0.85, help="IoU above which a proposal is a duplicate")
+    # Options left out stay out of the call, so maps share cache entries with `pixseg eval --crf pos`.
+    parser.add_argument("--n-superpixels", type=int, default=None, help="target number of superpixels (1000)")
+    parser.add_argument("--n-seeds", type=int, default=None, help="seed superpixels (GOP's default, 130)")
+    parser.add_argument("--level-sets", type=int, default=None, help="level sets per seed and background (5)")
+    parser.add_argument("--max-iou", type=float, default=None,
+                        help="IoU at which a proposal counts as a duplicate (0.85)")
     parser.set_defaults(func=run)
 
 
@@ -39,8 +41,9 @@ def run(args):
         if stem in stems:
             raise ValueError(f"{stems[stem]} and {image} would both write {stem}_pos.*; rename one")
         stems[stem] = image
-    options = {"n_superpixels": args.n_superpixels, "n_seeds": args.n_seeds, "level_sets": args.level_sets,
-               "max_iou": args.max_iou}
+    options = {name: value for name, value in (("n_superpixels", args.n_superpixels), ("n_seeds", args.n_seeds),
+                                                ("level_sets", args.level_sets), ("max_iou", args.max_iou))
+               if value is not None}
     out = Path(args.out)
     cache_files = precompute(args.images, args.cache or out / "pos_cache", workers=args.workers, **options)
     for image_path, cache_file in tqdm(list(zip(args.images, cache_files)), desc="saving", unit="img"):
