@@ -45,6 +45,14 @@ def test_deterministic_for_a_seed(tmp_path):
     assert all(differs)
 
 
+def test_workers_write_the_same_files(tmp_path):
+    one = make_synthetic_voc(tmp_path / "one", n_train=5, n_val=2, size=(40, 40), progress=False)
+    two = make_synthetic_voc(tmp_path / "two", n_train=5, n_val=2, size=(40, 40), progress=False, workers=2)
+    files = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(two) for p in two.rglob("*") if p.is_file())
+    assert all((one / f).read_bytes() == (two / f).read_bytes() for f in files)
+
+
 def test_val_set_independent_of_train_count(tmp_path):
     small = make_synthetic_voc(tmp_path / "small", n_train=1, n_val=2, size=(48, 48), progress=False)
     large = make_synthetic_voc(tmp_path / "large", n_train=4, n_val=2, size=(48, 48), progress=False)
@@ -139,6 +147,7 @@ def test_small_and_wide_sizes():
     ({"size": (16, 64)}, r"\(16, 64\)"),
     ({"size": (64,)}, "size"),
     ({"seed": -3}, "-3"),
+    ({"workers": 0}, "workers"),
 ])
 def test_bad_arguments(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -148,7 +157,7 @@ def test_bad_arguments(tmp_path, kwargs, message):
 def test_cli(tmp_path, capsys):
     out = tmp_path / "cli"
     assert main(["synth", "--out", str(out), "--n-train", "2", "--n-val", "1", "--size", "40", "48",
-                 "--seed", "3"]) == 0
+                 "--seed", "3", "--workers", "2"]) == 0
     assert "2 train + 1 val" in capsys.readouterr().out
     labels = read_label_png(out / "SegmentationClass" / "val_000000.png")
     assert labels.shape == (40, 48)

@@ -9,6 +9,8 @@ def register(subparsers):
     parser.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"),
                         help="image height and width in pixels (default 256 256)")
     parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same dataset")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes rendering in parallel; the files do not depend on it (default 1)")
     parser.set_defaults(func=run)
 
 
@@ -16,5 +18,5 @@ def run(args):
     from pixseg.data.synthetic import make_synthetic_voc
 
     out = make_synthetic_voc(args.out, n_train=args.n_train, n_val=args.n_val, size=tuple(args.size),
-                             seed=args.seed)
+                             seed=args.seed, workers=args.workers)
     print(f"wrote {args.n_train} train + {args.n_val} val images ({args.size[0]}x{args.size[1]}) to {out}")

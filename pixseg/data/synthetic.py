@@ -9,6 +9,8 @@ boundary as VOC's do. Everything is drawn with numpy on coordinate grids, one ra
 image keyed by (seed, split, index), so a dataset is the same for a seed however it is produced.
 """
 
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +24,9 @@ from pixseg.io import write_text
 
 REFERENCE_SIZE = 256  # texture periods, noise and the void band are given in pixels at this size
 JPEG_QUALITY = 95
-MAX_OBJECTS = 4
+OBJECT_COUNTS = (0.1, 0.25, 0.35, 0.3)  # chances of 1, 2, 3 and 4 objects in an image
 MIN_VISIBLE = 0.4  # a new object may hide at most 60% of an earlier one
-OBJECT_SIZES = (0.3, 1.0)  # an object's box side as a fraction of the image's shorter side
+OBJECT_SIZES = (0.4, 1.1)  # an object's box side as a fraction of the image's shorter side
 
 
 # Per class: shape, two colours, texture, texture period in pixels at REFERENCE_SIZE, and whether
@@ -37,7 +39,7 @@ CLASS_STYLES = (
     (shapes.bicycle, (215, 30, 40), (120, 10, 20), "flat", 0, False),
     (shapes.triangle, (40, 100, 215), (160, 200, 245), "stripes", 7, False),
     (shapes.boat, (240, 240, 235), (205, 40, 40), "stripes", 12, False),
-    (shapes.bottle, (30, 165, 70), (160, 235, 170), "gradient", 0, False),
+    (shapes.bottle, (0, 175, 200), (170, 240, 245), "gradient", 0, False),
     (shapes.square, (240, 205, 30), (35, 35, 35), "checker", 10, False),
     (shapes.car, (30, 50, 160), (100, 130, 230), "flat", 0, False),
     (shapes.cat, (230, 130, 35), (130, 65, 15), "stripes", 9, False),
@@ -209,7 +211,7 @@ def _paint_objects(rng, image, scale):
     h, w = image.shape[:2]
     instances = np.zeros((h, w), dtype=np.uint8)
     classes, full_area, visible = [0], [0], [0]
-    for _ in range(rng.choice(np.arange(1, MAX_OBJECTS + 1), p=(0.2, 0.3, 0.3, 0.2))):
+    for _ in range(1 + rng.choice(len(OBJECT_COUNTS), p=OBJECT_COUNTS)):
         for _attempt in range(10):  # after 10 rejected placements the image has one object fewer
             label = int(rng.integers(1, len(CLASS_STYLES) + 1))
             shape, colour_a, colour_b, texture, period, free = CLASS_STYLES[label - 1]
@@ -278,41 +280,57 @@ def render_scene(rng: np.random.Generator, size=(256, 256)):
 
 SPLIT_STREAMS = {"train": 0, "val": 1}
 SPLIT_FILES = ("train", "val", "trainval")
+IMAGE_FOLDERS = ("JPEGImages", "SegmentationClass", "SegmentationObject")
 
 
 def make_synthetic_voc(out, n_train: int = 1000, n_val: int = 250, size=(256, 256), seed: int = 0,
-                       progress: bool = True) -> Path:
+                       progress: bool = True, workers: int = 1) -> Path:
     """Write a synthetic dataset in the VOC 2012 layout under `out`; returns `out` as a Path.
 
     Image j of a split depends only on (seed, split, j), so the val set stays the same when only
-    n_train changes. The split files are written last: a folder holding them is complete.
+    n_train changes, and `workers` processes write exactly the files one process would. The split
+    files are written last: a folder holding them is complete.
     """
     for name, count in (("n_train", n_train), ("n_val", n_val)):
         if not isinstance(count, (int, np.integer)) or count < 0:
             raise ValueError(f"{name} must be a non-negative integer, got {count!r}")
+    if not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
     if n_train + n_val == 0:
         raise ValueError("n_train + n_val must be at least 1, got 0 images to make")
     _check_size(size)
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     out = Path(out)
-    folders = {name: out / name for name in ("JPEGImages", "SegmentationClass", "SegmentationObject")}
     splits = out / "ImageSets" / "Segmentation"
-    for folder in (*folders.values(), splits):
+    for folder in (*(out / name for name in IMAGE_FOLDERS), splits):
         folder.mkdir(parents=True, exist_ok=True)
     for split in SPLIT_FILES:  # an earlier set's split files would vouch for a half-written one
         (splits / f"{split}.txt").unlink(missing_ok=True)
     ids = {split: [f"{split}_{j:06d}" for j in range(count)]
            for split, count in (("train", n_train), ("val", n_val))}
-    jobs = [(split, j, image_id) for split in ids for j, image_id in enumerate(ids[split])]
-    for split, j, image_id in tqdm(jobs, desc="synth", unit="img", disable=not progress):
-        rng = np.random.default_rng([seed, SPLIT_STREAMS[split], j])
-        image, labels, objects = render_scene(rng, size)
-        save_atomic(Image.fromarray(image), folders["JPEGImages"] / f"{image_id}.jpg", quality=JPEG_QUALITY)
-        save_label_png(folders["SegmentationClass"] / f"{image_id}.png", labels)
-        save_label_png(folders["SegmentationObject"] / f"{image_id}.png", objects)
+    jobs = [(split, j) for split in ids for j in range(len(ids[split]))]
+    write = partial(_write_sample, out, tuple(size), seed)
+    bar = tqdm(total=len(jobs), desc="synth", unit="img", disable=not progress)
+    if workers == 1:
+        for job in jobs:
+            write(job)
+            bar.update()
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            for _ in pool.map(write, jobs, chunksize=8):
+                bar.update()
+    bar.close()
     ids["trainval"] = ids["train"] + ids["val"]
     for split in SPLIT_FILES:
         write_text(splits / f"{split}.txt", "".join(f"{image_id}\n" for image_id in ids[split]))
     return out
 
+
+def _write_sample(out: Path, size, seed: int, job) -> None:
+    split, j = job
+    image_id = f"{split}_{j:06d}"
+    image, labels, objects = render_scene(np.random.default_rng([seed, SPLIT_STREAMS[split], j]), size)
+    save_atomic(Image.fromarray(image), out / "JPEGImages" / f"{image_id}.jpg", quality=JPEG_QUALITY)
+    save_label_png(out / "SegmentationClass" / f"{image_id}.png", labels)
+    save_label_png(out / "SegmentationObject" / f"{image_id}.png", objects)
