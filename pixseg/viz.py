@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pixseg.data.palette import voc_colormap
+from pixseg.data.palette import save_atomic, voc_colormap
 from pixseg.io import atomic_path
 
 _COLORMAP = voc_colormap(256)
@@ -44,8 +44,7 @@ def heatmap(values: np.ndarray, image: np.ndarray | None = None, alpha: float = 
 
 
 def save_png(path: str | Path, picture: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        Image.fromarray(picture).save(tmp, format="PNG")
+    save_atomic(Image.fromarray(picture), path, format="PNG")
 
 
 def save_panel(path: str | Path, rows: list[list[np.ndarray]], titles: list[str]) -> None:

@@ -11,6 +11,25 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
 
 
+def add_config_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
+    """--config, --data, --device and trailing key=value overrides, as every training command takes."""
+    parser.add_argument("--config", required=True, help=config_help)
+    parser.add_argument("--data", default=None, help="dataset folder (overrides data.root)")
+    add_device_argument(parser)
+    parser.add_argument("overrides", nargs="*", metavar="key=value")
+
+
+def config_from_args(args):
+    from pixseg.engine.config import load_config
+
+    overrides = list(args.overrides)
+    if args.data is not None:
+        overrides.append(f"data.root={args.data}")
+    if args.device != "auto":
+        overrides.append(f"device={args.device}")
+    return load_config(args.config, overrides)
+
+
 def add_crf_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("post-processing")
     group.add_argument("--crf", choices=CRF_MODES, default="none",

@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from pixseg.io import atomic_path
+
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
     """Write `state` to `path` so that a crash mid-write leaves the previous file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(state, handle)
+        handle.flush()
+        # On disk before the rename: a power cut must not leave a renamed but empty checkpoint.
+        os.fsync(handle.fileno())
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
