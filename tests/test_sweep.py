@@ -1,0 +1,32 @@
+import csv
+
+import pytest
+
+from pixseg.cli import main
+from pixseg.data.synthetic import make_synthetic_voc
+from pixseg.engine.sweep import parse_values
+
+
+def test_sweep_writes_one_row_per_weight_and_resumes(tmp_path, capsys):
+    data = make_synthetic_voc(tmp_path / "data", n_train=4, n_val=2, size=(32, 32), seed=5, progress=False)
+    args = ["sweep-weights", "--config", "experiment_quick", "--data", str(data), "--out", str(tmp_path / "sweep"),
+            "--values", "0,0.5,1", "iterations=2", "val_every=2", "batch_size=2", "data.crop_size=32",
+            "data.holdout=0", "model.width=0.0625"]
+    assert main(args) == 0
+    with open(tmp_path / "sweep" / "sweep.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(float(r["wp"]), float(r["ws"])) for r in rows] == [(0.0, 1.0), (0.5, 0.5), (1.0, 0.0)]
+    assert all(0 <= float(r["miou"]) <= 1 for r in rows)
+    assert (tmp_path / "sweep" / "sweep.png").stat().st_size > 0
+    checkpoint = tmp_path / "sweep" / "wp_0.500" / "checkpoint.pt"
+    assert checkpoint.is_file()
+    before = checkpoint.stat().st_mtime_ns
+    assert main(args) == 0  # every point is reused
+    assert checkpoint.stat().st_mtime_ns == before
+    assert "Wp" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text", ["", "0.2,1.5", "a,b", "-0.1"])
+def test_bad_values_are_rejected(text):
+    with pytest.raises(ValueError, match="--values"):
+        parse_values(text)
