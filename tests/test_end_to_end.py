@@ -32,6 +32,13 @@ def test_synth_train_resume_eval_predict(run_dir, capsys):
     metrics = json.loads((out / "metrics_val.json").read_text())
     assert len(metrics["iou"]) == 21 and 0 <= metrics["miou"] <= 1 and metrics["num_images"] == 3
 
+    for mode in ("dense", "pos"):
+        assert main(["eval", "--checkpoint", str(out / "checkpoint.pt"), "--data", str(data), "--crf", mode,
+                     "--crf-preset", "reference", "--crf-iterations", "3", "--pos-workers", "2"]) == 0
+        refined = json.loads((out / f"metrics_val_{mode}crf.json").read_text())
+        assert refined["crf"] == mode and 0 <= refined["miou"] <= 1
+    assert len(list((out / "pos_cache").glob("*.npy"))) == 3  # one objectness map per val image
+
     odd = run_dir / "odd.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (37, 53, 4), dtype=np.uint8)).save(odd)
     predictions = run_dir / "pred"

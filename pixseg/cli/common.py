@@ -44,6 +44,8 @@ def add_crf_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--pos-scale", type=float, default=1.0, help="scale on pixel objectness (POS-CRF)")
     group.add_argument("--pos-cache", default=None,
                        help="folder caching objectness maps by image content (default: OUT/pos_cache)")
+    group.add_argument("--pos-workers", type=int, default=1,
+                       help="with --crf pos: processes computing the objectness maps up front")
 
 
 def crf_options_from_args(args) -> dict:
@@ -63,8 +65,15 @@ def crf_options_from_args(args) -> dict:
     return options
 
 
-def refiner_from_args(args, default_cache):
+def refiner_from_args(args, default_cache, image_paths=()):
+    """The post-processing the arguments ask for; with --crf pos the objectness maps of
+    `image_paths` are computed first (in --pos-workers processes) into the cache."""
     if args.crf == "none":
         return None
+    cache = args.pos_cache or default_cache
+    if args.crf == "pos":
+        from pixseg.objectness.cache import precompute
+
+        precompute(list(image_paths), cache, workers=args.pos_workers)
     return make_refiner(args.crf, crf_options=crf_options_from_args(args), pos_scale=args.pos_scale,
-                        pos_cache=args.pos_cache or default_cache)
+                        pos_cache=cache)

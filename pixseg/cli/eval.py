@@ -38,7 +38,8 @@ def run(args):
     model, config = load_trained_model(args.checkpoint, device)
     dataset = VOCSegmentation(args.data, args.split, num_classes=config.data.num_classes)
     out = Path(args.out) if args.out else Path(args.checkpoint).parent
-    refine = refiner_from_args(args, default_cache=out / "pos_cache")
+    refine = refiner_from_args(args, default_cache=out / "pos_cache",
+                               image_paths=[dataset.image_path(i) for i in range(len(dataset))])
     metrics = evaluate(model, dataset, device, refine=refine, desc=f"eval {args.split} (crf: {args.crf})")
     print(format_metrics(metrics, dataset.classes))
     suffix = "" if args.crf == "none" else f"_{args.crf}crf"

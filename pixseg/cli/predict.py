@@ -22,6 +22,6 @@ def run(args):
 
     device = resolve_device(args.device)
     model, _ = load_trained_model(args.checkpoint, device)
-    refine = refiner_from_args(args, default_cache=Path(args.out) / "pos_cache")
+    refine = refiner_from_args(args, default_cache=Path(args.out) / "pos_cache", image_paths=args.images)
     written = predict_files(model, args.images, args.out, device, refine=refine, save_probs=args.save_probs)
     print(f"wrote {len(written)} label maps to {args.out}")
