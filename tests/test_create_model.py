@@ -29,6 +29,7 @@ def test_options_reach_the_model():
 
 def test_defaults_are_the_published_network():
     assert model_options("fcn8s") == {"width": 1.0, "upsample": "deconv", "pretrained": None, "dropout": 0.5,
+                                      "batch_norm": False,
                                       "padding": "classic"}
     with torch.device("meta"):
         model = create_model("fcn8s", 21)

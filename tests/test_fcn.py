@@ -265,3 +265,29 @@ def test_compact_padding_is_far_cheaper_on_small_inputs():
 def test_unknown_padding_is_rejected():
     with pytest.raises(ValueError, match="padding must be one of classic, compact; got 'same'"):
         fcn8s(3, width=NARROW, padding="same")
+
+
+def test_batch_norm_backbone_has_torchvisions_vgg16_bn_layout():
+    with torch.device("meta"):
+        model = fcn8s(21, batch_norm=True)
+    state = model.backbone.state_dict()
+    # vgg16_bn: conv, bn, relu per layer, so conv2_1 is features.7 and pool3 ends at index 24.
+    assert state["features.0.weight"].shape == (64, 3, 3, 3)
+    assert state["features.1.running_var"].shape == (64,)
+    assert state["features.7.weight"].shape == (128, 64, 3, 3)
+    assert (model.backbone.pool3_end, model.backbone.pool4_end) == (24, 34)
+    assert "classifier.0.weight" in state
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_batch_norm_changes_neither_offsets_nor_sizes(name):
+    plain, normed = narrow(name), narrow(name, batch_norm=True)
+    for key in ("offset", "pool4_offset", "pool3_offset"):
+        assert getattr(plain, key, None) == getattr(normed, key, None)
+    with torch.no_grad():
+        assert normed(torch.randn(2, 3, 17, 31)).shape == (2, 3, 17, 31)
+
+
+def test_batch_norm_has_no_checkpoint_reader(tmp_path):
+    with pytest.raises(ValueError, match="batch_norm=True has no checkpoint reader"):
+        fcn8s(21, pretrained=tmp_path / "vgg16.pth", batch_norm=True)

@@ -18,6 +18,7 @@ class ModelConfig:
     pretrained: str | None = None
     dropout: float = 0.5
     padding: str = "classic"
+    batch_norm: bool = False
 
 
 @dataclass

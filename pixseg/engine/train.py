@@ -39,7 +39,8 @@ def resolve_device(name: str) -> torch.device:
 def build_model(config: TrainConfig) -> torch.nn.Module:
     m = config.model
     return create_model(m.name, config.data.num_classes, width=m.width, upsample=m.upsample,
-                        pretrained=m.pretrained, dropout=m.dropout, padding=m.padding)
+                        pretrained=m.pretrained, dropout=m.dropout, padding=m.padding,
+                        batch_norm=m.batch_norm)
 
 
 def build_loss(config: TrainConfig, train_set, progress: bool = True) -> torch.nn.Module:

@@ -25,7 +25,7 @@ the skip map instead of the skip map to them, and the sum lies on the skip map's
 import torch
 from torch import nn
 
-from pixseg.models.backbones.vgg import POOL3_END, POOL4_END, VGG16, check_width, load_torchvision_vgg16
+from pixseg.models.backbones.vgg import VGG16, check_width, load_torchvision_vgg16
 from pixseg.models.upsample import check_mode, make_upsampler, upsampled_grid
 
 OUTPUT_STRIDES = (32, 16, 8)
@@ -97,9 +97,9 @@ class FCN(nn.Module):
         self.output_stride = output_stride
         self.backbone = backbone
         features = self.backbone.features
-        pool3 = _grid(features[:POOL3_END], 0.0, 1)
-        pool4 = _grid(features[POOL3_END:POOL4_END], *pool3)
-        grid = _grid([*features[POOL4_END:], *self.backbone.classifier], *pool4)
+        pool3 = _grid(features[: backbone.pool3_end], 0.0, 1)
+        pool4 = _grid(features[backbone.pool3_end : backbone.pool4_end], *pool3)
+        grid = _grid([*features[backbone.pool4_end :], *self.backbone.classifier], *pool4)
 
         self.score_fr = _score_layer(self.backbone.out_channels, num_classes)
         if output_stride <= 16:
@@ -138,16 +138,21 @@ def check_padding(padding) -> tuple[int, int]:
 
 
 def build_fcn(output_stride: int, num_classes: int, width=1.0, upsample="deconv", pretrained=None, dropout=0.5,
-              padding="classic") -> FCN:
+              padding="classic", batch_norm=False) -> FCN:
     """An FCN; `pretrained` is a torchvision vgg16-*.pth file to start the backbone from (width 1 only)."""
     check_num_classes(num_classes)
     check_mode(upsample)
     first_padding, fc6_padding = check_padding(padding)
+    if not isinstance(batch_norm, bool):
+        raise ValueError(f"batch_norm must be True or False, got {batch_norm!r}")
     if pretrained is None:
-        backbone = VGG16(width, dropout, first_padding, fc6_padding)
+        backbone = VGG16(width, dropout, first_padding, fc6_padding, batch_norm)
     else:
         if check_width(width) != 1.0:
             raise ValueError(f"pretrained VGG16 weights fit width=1.0 only, got width={width!r}")
+        if batch_norm:
+            raise ValueError("pretrained weights load into the plain VGG16 (torchvision's vgg16-*.pth); "
+                             "batch_norm=True has no checkpoint reader")
         state = load_torchvision_vgg16(pretrained)
         # Built without storage and handed the checkpoint's tensors: no 134M-weight random init to discard.
         with torch.device("meta"):
@@ -157,18 +162,18 @@ def build_fcn(output_stride: int, num_classes: int, width=1.0, upsample="deconv"
 
 
 def fcn32s(num_classes: int, *, width=1.0, upsample="deconv", pretrained=None, dropout=0.5,
-           padding="classic") -> FCN:
+           padding="classic", batch_norm=False) -> FCN:
     """FCN-32s: fc7's scores upsampled 32x in one step."""
-    return build_fcn(32, num_classes, width, upsample, pretrained, dropout, padding)
+    return build_fcn(32, num_classes, width, upsample, pretrained, dropout, padding, batch_norm)
 
 
 def fcn16s(num_classes: int, *, width=1.0, upsample="deconv", pretrained=None, dropout=0.5,
-           padding="classic") -> FCN:
+           padding="classic", batch_norm=False) -> FCN:
     """FCN-16s: fc7's scores upsampled 2x plus pool4's, then upsampled 16x."""
-    return build_fcn(16, num_classes, width, upsample, pretrained, dropout, padding)
+    return build_fcn(16, num_classes, width, upsample, pretrained, dropout, padding, batch_norm)
 
 
 def fcn8s(num_classes: int, *, width=1.0, upsample="deconv", pretrained=None, dropout=0.5,
-          padding="classic") -> FCN:
+          padding="classic", batch_norm=False) -> FCN:
     """FCN-8s: as FCN-16s, then 2x plus pool3's scores, then upsampled 8x."""
-    return build_fcn(8, num_classes, width, upsample, pretrained, dropout, padding)
+    return build_fcn(8, num_classes, width, upsample, pretrained, dropout, padding, batch_norm)

@@ -17,9 +17,6 @@ CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 51
 FC_CHANNELS = 4096
 IMAGENET_CLASSES = 1000
 
-# Index into `features` just past pool3 and pool4: the FCN skip connections tap these outputs.
-POOL3_END = 17
-POOL4_END = 24
 
 
 def scaled_channels(channels: int, width: float) -> int:
@@ -40,12 +37,15 @@ class VGG16(nn.Module):
     width scales every layer's channel count (fc6 / fc7 included); 1.0 is the published network and
     the only width a torchvision checkpoint fits. first_padding is conv1_1's zero padding: 1 in
     torchvision, 100 in the FCNs (pool5 is then at least the 7 x 7 fc6 needs, for any input);
-    fc6_padding 3 instead keeps fc6's output the size of pool5 for small inputs. Max pools round
+    fc6_padding 3 instead keeps fc6's output the size of pool5 for small inputs. batch_norm puts a
+    BatchNorm2d after every conv, in torchvision's vgg16_bn layout: deep plain VGGs trained from
+    scratch often never leave "everything is background" without it. Max pools round
     their output size up (Caffe's behaviour, which the FCN crop offsets assume); torchvision rounds
     down, which changes no parameter.
     """
 
-    def __init__(self, width: float = 1.0, dropout: float = 0.5, first_padding: int = 1, fc6_padding: int = 0):
+    def __init__(self, width: float = 1.0, dropout: float = 0.5, first_padding: int = 1, fc6_padding: int = 0,
+                 batch_norm: bool = False):
         super().__init__()
         width = check_width(width)
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
@@ -58,9 +58,15 @@ class VGG16(nn.Module):
                 continue
             out_channels = scaled_channels(item, width)
             padding = first_padding if not layers else 1
-            layers += [nn.Conv2d(in_channels, out_channels, 3, padding=padding), nn.ReLU(inplace=True)]
+            layers.append(nn.Conv2d(in_channels, out_channels, 3, padding=padding))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(out_channels))
+            layers.append(nn.ReLU(inplace=True))
             in_channels = out_channels
         self.features = nn.Sequential(*layers)
+        # Indices into `features` just past pool3 and pool4: the FCN skip connections tap these outputs.
+        pool_ends = [i + 1 for i, layer in enumerate(layers) if isinstance(layer, nn.MaxPool2d)]
+        self.pool3_end, self.pool4_end = pool_ends[2], pool_ends[3]
         fc = scaled_channels(FC_CHANNELS, width)
         self.classifier = nn.Sequential(
             nn.Conv2d(in_channels, fc, 7, padding=fc6_padding),
@@ -81,9 +87,9 @@ class VGG16(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        pool3 = self.features[:POOL3_END](x)
-        pool4 = self.features[POOL3_END:POOL4_END](pool3)
-        fc7 = self.classifier(self.features[POOL4_END:](pool4))
+        pool3 = self.features[: self.pool3_end](x)
+        pool4 = self.features[self.pool3_end : self.pool4_end](pool3)
+        fc7 = self.classifier(self.features[self.pool4_end :](pool4))
         return pool3, pool4, fc7
 
 
