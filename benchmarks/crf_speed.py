@@ -13,10 +13,12 @@ value buffers), and CUDA timings when a GPU is there.
 """
 
 import argparse
+import os
 import statistics
 import time
 import tracemalloc
 
+import numba
 import numpy as np
 import pydensecrf.densecrf as dcrf
 import skimage.data
@@ -93,8 +95,9 @@ def main():
     probs = {name: test_probs(index) for index, name in enumerate(images)}
     warm = next(iter(images.values()))[:40, :50]
     dense_crf(warm, probs[next(iter(images))][:, :40, :50], backend="numba")  # load the compiled code
-    print(f"{HEIGHT}x{WIDTH}, {LABELS} labels, median of {args.repeats} runs, seconds per image; "
-          f"torch {torch.__version__} on CPU with {torch.get_num_threads()} threads")
+    print(f"{HEIGHT}x{WIDTH}, {LABELS} labels, median of {args.repeats} runs, seconds per image; numba "
+          f"{numba.get_num_threads()} threads, torch {torch.__version__} on CPU with {torch.get_num_threads()} "
+          f"threads; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
     methods = ["numba"] + ([] if args.no_torch else ["torch"]) + ["pydensecrf2"]
     ratios = {}
     for preset in args.presets:
@@ -121,8 +124,9 @@ def main():
                 line += f"  {ratio:>9.2f}"
                 if "torch" in methods:
                     line += f"  {median['torch'] / median['pydensecrf2']:>9.2f}"
-                print(line + f"  {100 * agree:>11.2f}%")
-    print("\nnumba / pydensecrf2, worst case per preset and image kind (target <= 0.33):")
+                print(line + f"  {100 * agree:>11.2f}%", flush=True)
+    print(f"\nload average now {os.getloadavg()[0]:.1f}; numba / pydensecrf2, worst case per preset and "
+          f"image kind (target <= 0.33):")
     for (preset, kind), values in ratios.items():
         print(f"  {preset:<11} {kind:<7} worst {max(values):.2f}  median {statistics.median(values):.2f}")
 

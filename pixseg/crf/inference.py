@@ -7,19 +7,30 @@ and colours I in 0..255, Potts compatibility unless a C x C matrix is given. Inf
 normalisation follow the reference implementation (pydensecrf), whose labels it reproduces.
 """
 
+import contextlib
 import numbers
+import os
 import sys
 
 import numpy as np
+from numba import get_num_threads, set_num_threads
 from tqdm import tqdm
 
 from pixseg.crf.kernels import appearance_features, message_operator, smoothness_features
-from pixseg.crf.lattice import PermutohedralLattice, threads_for
+from pixseg.crf.lattice import PermutohedralLattice
 from pixseg.crf.meanfield import mean_field_numba, mean_field_torch
 from pixseg.crf.params import DEFAULT_APPEARANCE, DEFAULT_ITERATIONS, DEFAULT_SMOOTHNESS
 
 BACKENDS = ("auto", "numba", "torch")
 SUM_TOLERANCE = 1e-3  # |sum_c p_c - 1| allowed per pixel; more is an error, never renormalised
+# Below this many points a parallel region costs more than it saves (waking the threads), so small
+# images run in the calling thread.
+SERIAL_BELOW = 32768
+# When the 1-minute load average reaches the number of CPUs plus this, the calling thread works
+# alone (as GNU OpenMP's OMP_DYNAMIC would): every parallel region then waits for threads the
+# scheduler has put aside. On 2 busy CPUs (load 3.5 to 5) a 500 x 375 image took 1.5 to 2 times as
+# long with two threads as with one.
+SERIAL_EXTRA_LOAD = 1.0
 
 
 def dense_crf(image, probs=None, *, iterations=DEFAULT_ITERATIONS, appearance=DEFAULT_APPEARANCE,
@@ -59,7 +70,7 @@ def dense_crf(image, probs=None, *, iterations=DEFAULT_ITERATIONS, appearance=DE
     kernels = [(features, w) for features, w in kernels if w > 0] if iterations > 0 else []
 
     if backend == "numba":
-        with threads_for(height * width):
+        with _threads_for(height * width):
             # Each lattice is built from its features alone, and dropped once merged.
             operator = message_operator([(PermutohedralLattice(f()), w) for f, w in kernels]) if kernels else None
             labels, q = mean_field_numba(_to_numpy(values).reshape(channels, -1), is_unary, operator, compat,
@@ -74,7 +85,7 @@ def dense_crf(image, probs=None, *, iterations=DEFAULT_ITERATIONS, appearance=DE
     from pixseg.crf.lattice_torch import TorchLattice
 
     device = torch.device(device if device is not None else values.device if _is_tensor(values) else "cpu")
-    with threads_for(height * width, torch_cpu=device.type == "cpu"):
+    with _threads_for(height * width, torch_cpu=device.type == "cpu"):
         lattices = [(TorchLattice(torch.as_tensor(f(), device=device)), w) for f, w in kernels]
         operator = message_operator(lattices) if lattices else None
         del lattices
@@ -104,6 +115,35 @@ def dense_crf_batch(images, probs_list=None, *, unary=None, progress=False, **op
         except ValueError as error:
             raise ValueError(f"batch item {index}: {error}") from None
     return results
+
+
+def _oversubscribed():
+    if not hasattr(os, "getloadavg"):
+        return False
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return os.getloadavg()[0] >= cpus + SERIAL_EXTRA_LOAD
+
+
+@contextlib.contextmanager
+def _threads_for(num_points, torch_cpu=False):
+    """Run the numba kernels (and torch's CPU operations, with torch_cpu) in the calling thread
+    alone when there are few points or the machine is oversubscribed."""
+    if num_points >= SERIAL_BELOW and not _oversubscribed():
+        yield
+        return
+    threads = get_num_threads()
+    set_num_threads(1)
+    if torch_cpu:
+        import torch
+
+        torch_threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        set_num_threads(threads)
+        if torch_cpu:
+            torch.set_num_threads(torch_threads)
 
 
 def _is_tensor(value):

@@ -8,8 +8,8 @@ back. The arithmetic follows Krähenbühl's reference code (float32, the same sc
 and `alpha` correction), so results match pydensecrf's closely.
 
 Vertices are found without a hash table: every vertex key (its integer lattice coordinates) is
-packed into one int64, the N*(d+1) keys are radix-sorted, and equal neighbours in that order are one
-vertex. The lattice neighbours of a vertex along axis j have packed key `key +- delta_j`, and adding a
+packed into one int64; keys that a small cache of recent keys does not already match (nearby pixels
+share most vertices) are radix-sorted, and equal neighbours in that order are one vertex. The lattice neighbours of a vertex along axis j have packed key `key +- delta_j`, and adding a
 constant keeps the sorted order, so all neighbours come from one linear merge per axis. Vertices are
 then numbered in order of first appearance in the points, so consecutive pixels touch nearby rows.
 
@@ -19,42 +19,16 @@ rows, in parallel over shares of the points when the lattice is small enough for
 buffer per share (summed afterwards), else in one thread.
 """
 
-import contextlib
 import math
 
 import numpy as np
-from numba import get_num_threads, njit, prange, set_num_threads
+from numba import get_num_threads, njit, prange
 
 # Reassociation and contraction only: energies may legitimately be +-inf, so no "ninf"/"nnan".
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 _CHUNK = 4096  # points per parallel work item where scratch arrays are allocated per item
 _RADIX_BITS = 8
 _CACHE = 1024  # slots of the per-chunk cache of recent vertex keys in _embed (a power of two)
-# Below this many points a parallel region costs more than it saves (waking threads, and much
-# more than that on a busy machine), so small images run in the calling thread.
-SERIAL_BELOW = 32768
-
-
-@contextlib.contextmanager
-def threads_for(num_points, torch_cpu=False):
-    """Run the numba kernels (and torch's CPU operations, with torch_cpu) in the calling thread
-    alone when there are few points."""
-    if num_points >= SERIAL_BELOW:
-        yield
-        return
-    threads = get_num_threads()
-    set_num_threads(1)
-    if torch_cpu:
-        import torch
-
-        torch_threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        set_num_threads(threads)
-        if torch_cpu:
-            torch.set_num_threads(torch_threads)
 
 
 def scale_factors(d):

@@ -7,12 +7,13 @@ PottsCompatibility, -w K Q: it equals the matrix 1 - I up to a per-pixel constan
 removes. The kernel sum includes each pixel's own term, as in the reference.
 
 Each numba iteration: splat Q onto the lattice, blur, then one pass over the pixels (slice the
-blurred values, add the unary, softmax). Q is kept N x C' with C padded to a multiple of 8 (unary
-+inf, so padded labels have Q = 0) so that inner loops run without scalar remainders.
+blurred values, add the log-potential -unary, softmax). Q and the log-potential are kept N x C'
+with C padded to a multiple of 8 (log-potential -inf, so padded labels have Q = 0), so that the
+inner loops run without scalar remainders.
 """
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import njit, prange
 
 from pixseg.crf.lattice import FASTMATH, blur, gather_partials, splat, splat_shares
 
