@@ -49,8 +49,10 @@ def dense_crf(image, probs=None, *, iterations=DEFAULT_ITERATIONS, appearance=DE
         Defaults: DeepLab v2's setting (see pixseg.crf.params for why, and CRF_PRESETS).
     compat: None for Potts (cost 1 between different labels), or a symmetric C x C matrix mu of
         label compatibilities, mu[l, l'] the cost of labels l and l' at similar pixels.
-    backend: "numba" (CPU, all cores), "torch" (on `device`, default the input tensor's device or
-        CPU) or "auto": torch when probs/unary is a CUDA tensor or a device is given, else numba.
+    backend: "numba" (CPU, numba's threads; one thread for images under SERIAL_BELOW pixels or
+        while the load average shows the CPUs oversubscribed, where that is faster), "torch" (on
+        `device`, default the input tensor's device or CPU) or "auto": torch when probs/unary is a
+        CUDA tensor or a device is given, else numba.
 
     labels are uint8 when C <= 256, else int32, and argmax_c Q. Results are numpy arrays, or
     torch tensors on the input's device when probs/unary was a tensor.
