@@ -43,7 +43,7 @@ class TableCells(HTMLParser):
 def experiment(tmp_path_factory):
     out = tmp_path_factory.mktemp("experiment")
     make_synthetic_voc(out / "data", n_train=8, n_val=2, size=(40, 40), seed=4, progress=False)
-    result = run_experiment(out, out / "data", models=["fcn16s"], workers=1, overrides=TINY, progress=False)
+    result = run_experiment(out, out / "data", models=["fcn16s"], workers=2, overrides=TINY, progress=False)
     return out, result
 
 

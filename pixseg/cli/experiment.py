@@ -11,7 +11,8 @@ def add_experiment_arguments(parser, default_out: str) -> None:
     parser.add_argument("--out", default=default_out, help="output folder (rerun to resume)")
     parser.add_argument("--models", default=MODELS, help=f"comma-separated, from {MODELS}")
     parser.add_argument("--pretrained", default=None, help="torchvision vgg16-*.pth for the full budget")
-    parser.add_argument("--workers", type=int, default=2, help="processes computing objectness maps")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="processes training models (on a CPU) and computing objectness maps")
     add_device_argument(parser)
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides")
 

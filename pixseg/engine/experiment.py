@@ -10,13 +10,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from pixseg.data import VOCSegmentation
-from pixseg.engine.config import load_config
+from pixseg.engine.config import config_from_dict, load_config
 from pixseg.data.synthetic import make_synthetic_voc
 from pixseg.engine.evaluate import evaluate, predict_probs
 from pixseg.engine.refine import make_refiner
@@ -91,21 +94,15 @@ def run_experiment(out: str | Path, data: str | Path | None = None, models=("fcn
     print(f"{root}: {len(val)} val images")
 
     stages.begin(f"training {len(models) * len(LOSSES)} models ({budget} budget)")
-    checkpoints, durations = {}, []
+    jobs = {}
     for model in models:
         for loss, spec in LOSSES.items():
-            name = run_name(model, loss)
             config = load_config(BUDGETS[budget], [
                 f"data.root={root}", f"model.name={model}", f"loss={json.dumps(spec)}", f"device={device}",
                 *([f"model.pretrained={pretrained}"] if pretrained else []), *overrides])
-            done = len(checkpoints)
-            remaining = len(models) * len(LOSSES) - done
-            eta = f", about {np.mean(durations) * remaining / 60:.1f} min left" if durations else ""
-            print(f"model {done + 1}/{len(models) * len(LOSSES)}: {MODEL_TITLES[model]} with {loss} loss{eta}",
-                  flush=True)
-            began = time.perf_counter()
-            checkpoints[name] = train(config, out / "models" / name, resume=True, progress=progress)
-            durations.append(time.perf_counter() - began)
+            jobs[run_name(model, loss)] = (config, out / "models" / run_name(model, loss))
+    parallel = workers if resolve_device(device).type == "cpu" else 1
+    checkpoints = train_all(jobs, parallel, progress)
     torch_device = resolve_device(device)
 
     stages.begin("choosing CRF parameters on held-out training images (never val)")
@@ -147,6 +144,42 @@ def run_experiment(out: str | Path, data: str | Path | None = None, models=("fcn
     print(format_table(tables["recall"], "Foreground recall (%)"))
     print(f"\nreport: {report}")
     return {**tables, "runs": runs}
+
+
+def _train_in_process(config: dict, out_dir: str) -> str:
+    """One training run in a worker process: one thread each, as several share the cores."""
+    import torch
+
+    torch.set_num_threads(1)
+    return str(train(config_from_dict(config), out_dir, resume=True, progress=False))
+
+
+def train_all(jobs: dict, workers: int, progress: bool) -> dict:
+    """Train every (config, out_dir) of `jobs` (resuming what is on disk), `workers` at a time.
+
+    Narrow models on a CPU keep one core busy whatever the thread count, so separate processes
+    finish the set about `workers` times sooner than one process with all the threads.
+    """
+    if workers <= 1:
+        checkpoints, began = {}, time.perf_counter()
+        for done, (name, (config, out_dir)) in enumerate(jobs.items()):
+            minutes_left = (time.perf_counter() - began) / max(done, 1) * (len(jobs) - done) / 60
+            eta = f", about {minutes_left:.1f} min left" if done else ""
+            print(f"model {done + 1}/{len(jobs)}: {name}{eta}", flush=True)
+            checkpoints[name] = train(config, out_dir, resume=True, progress=progress)
+        return checkpoints
+    print(f"{len(jobs)} models, {workers} at a time in separate processes", flush=True)
+    finished = {}
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool, \
+            tqdm(total=len(jobs), desc="models trained", unit="model", disable=not progress,
+                 dynamic_ncols=True) as bar:
+        futures = {pool.submit(_train_in_process, config.to_dict(), str(out_dir)): name
+                   for name, (config, out_dir) in jobs.items()}
+        for future in as_completed(futures):
+            finished[futures[future]] = Path(future.result())
+            bar.write(f"finished {futures[future]}")
+            bar.update()
+    return {name: finished[name] for name in jobs}
 
 
 def tuned_crf_settings(out: Path, checkpoint: Path, device, trials: int, progress: bool) -> dict:
