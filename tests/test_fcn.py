@@ -25,6 +25,15 @@ def randomise_scores(model):
             torch.nn.init.normal_(getattr(model, name).bias)
 
 
+def symmetrise_backbone(model):
+    """Make every backbone kernel mirror-symmetric, so an aligned net commutes with flips."""
+    with torch.no_grad():
+        for module in model.backbone.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                weight = module.weight + module.weight.flip(-1)
+                module.weight.copy_((weight + weight.flip(-2)) / 4)
+
+
 def published_count(name, num_classes=21, deconv=True):
     convs = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),
              (256, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 512)]  # fmt: skip
@@ -91,11 +100,7 @@ def test_output_is_aligned_with_the_input(name, upsample):
     # pixel shifts the output and breaks the symmetry, which the second half checks.
     model = narrow(name, upsample)
     randomise_scores(model)
-    with torch.no_grad():
-        for module in model.backbone.modules():
-            if isinstance(module, torch.nn.Conv2d):
-                weight = module.weight + module.weight.flip(-1)
-                module.weight.copy_((weight + weight.flip(-2)) / 4)
+    symmetrise_backbone(model)
     x = torch.randn(1, 3, 26, 58)
     assert flip_error(model, x) < 1e-5
 
@@ -241,11 +246,7 @@ def test_compact_padding_keeps_size_and_alignment(name, upsample):
         for size in [(1, 1), (2, 3), (17, 31), (64, 33)]:
             assert model(torch.randn(1, 3, *size)).shape == (1, 4, *size)
     randomise_scores(model)
-    with torch.no_grad():
-        for module in model.backbone.modules():
-            if isinstance(module, torch.nn.Conv2d):
-                weight = module.weight + module.weight.flip(-1)
-                module.weight.copy_((weight + weight.flip(-2)) / 4)
+    symmetrise_backbone(model)
     # Multiples of 32 tile every pool exactly, so an aligned net commutes with flips.
     assert flip_error(model, torch.randn(1, 3, 32, 64)) < 1e-5
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pixseg.io import atomic_path
+from pixseg.io import atomic_path, open_image
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
@@ -62,14 +62,7 @@ def save_label_png(path, labels) -> None:
 
 def read_label_png(path) -> np.ndarray:
     """Read a label map stored as a palette ('P') or grayscale ('L') PNG: uint8 H×W of indices."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"label file {path} does not exist")
-    try:
-        with Image.open(path) as image:
-            image.load()
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"label file {path} is not a readable image: {error}") from None
+    image = open_image(path, "label file")
     if image.mode not in ("P", "L"):
         raise ValueError(f"label file {path} has image mode {image.mode!r}; expected a palette ('P') "
                          f"or grayscale ('L') PNG whose pixel values are class indices")

@@ -3,9 +3,9 @@
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from pixseg.data.palette import VOC_CLASSES, read_label_png
+from pixseg.io import open_image
 
 VOID = 255
 
@@ -15,14 +15,7 @@ _UNSUPPORTED_MODES = ("I", "F", "I;16", "I;16B", "I;16L", "I;16N")
 
 def read_image(path) -> np.ndarray:
     """Read an image file as uint8 H×W×3 RGB; grayscale, palette and RGBA (alpha dropped) converted."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image file {path} does not exist")
-    try:
-        with Image.open(path) as image:
-            image.load()
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"image file {path} is not a readable image: {error}") from None
+    image = open_image(path)
     if image.mode in _UNSUPPORTED_MODES:
         raise ValueError(f"image file {path} has {image.mode!r} pixels (16-bit or float); "
                          f"expected an 8-bit RGB, grayscale, palette or RGBA image")
