@@ -27,7 +27,7 @@ from skimage.transform import resize
 
 from pixseg.crf import CRF_PRESETS, PermutohedralLattice, dense_crf
 from pixseg.crf.kernels import appearance_features, message_operator, smoothness_features
-from pixseg.crf.lattice import splat_shares
+from pixseg.crf.lattice import splat_table, table_parts
 
 HEIGHT, WIDTH, LABELS = 375, 500, 21
 PHOTOS = ("astronaut", "coffee", "chelsea")
@@ -72,15 +72,16 @@ def seconds(function):
 
 
 def lattice_bytes(image, appearance, smoothness):
-    """Bytes of the merged lattice tables plus their value buffers (two blur buffers and any
-    per-thread splat buffers, C padded to 24), and the vertex count."""
+    """Bytes of the merged lattice tables (per-pixel entries, the blur's chains, the vertex-major
+    splat table) plus the one vertex value buffer (C padded to 24), and the vertex count."""
     operator = message_operator([
         (PermutohedralLattice(appearance_features(image, *appearance[1:])), appearance[0]),
         (PermutohedralLattice(smoothness_features(HEIGHT, WIDTH, smoothness[1])), smoothness[0])])
     tables = operator.offsets.nbytes + operator.splat_weights.nbytes + operator.slice_weights.nbytes
-    tables += operator.neighbours.size * 4
-    buffers = 1 + splat_shares(HEIGHT * WIDTH, operator.num_vertices)
-    return tables + buffers * (operator.num_vertices + 1) * 24 * 4, operator.num_vertices
+    tables += sum(part.nbytes for part in operator.blur)
+    tables += sum(part.nbytes for part in splat_table(operator.offsets, operator.splat_weights, operator.num_vertices,
+                                                     table_parts(HEIGHT * WIDTH)))
+    return tables + operator.num_vertices * 24 * 4, operator.num_vertices
 
 
 def main():

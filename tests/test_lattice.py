@@ -6,7 +6,7 @@ import torch
 
 from pixseg.crf.exact import exact_filter
 from pixseg.crf.kernels import appearance_features, smoothness_features
-from pixseg.crf.lattice import PermutohedralLattice
+from pixseg.crf.lattice import PermutohedralLattice, splat_table
 from pixseg.crf.lattice_torch import TorchLattice
 
 HEIGHT, WIDTH = 24, 32
@@ -72,14 +72,29 @@ def test_barycentric_weights_are_a_partition_of_unity():
     assert lattice.offsets.min() >= 0 and lattice.offsets.max() < lattice.num_vertices
 
 
-def test_neighbours_are_mutual():
-    lattice = PermutohedralLattice(appearance_features(small_image(), 10.0, 13.0))
-    m = lattice.num_vertices
-    for axis in lattice.neighbours:
-        forward, backward = axis[:, 0], axis[:, 1]
-        present = np.flatnonzero(forward < m)
+@pytest.mark.parametrize("name", ["smoothness theta 3", "appearance reference"])
+def test_blur_chains_follow_the_lattice_neighbours(name):
+    """Every link of a numba blur chain is a lattice neighbour along its axis, and every pair of
+    neighbours is a link: checked against the torch lattice's neighbour table (its own numbering)."""
+    features = FEATURES[name]()
+    chained = PermutohedralLattice(features)
+    table = TorchLattice(torch.from_numpy(features))
+    m = table.num_vertices
+    to_table = np.empty(m, np.int64)
+    to_table[chained.offsets.ravel()] = table.offsets.numpy().ravel()
+    vertices, bounds, axis_starts = chained.chains
+    neighbours = table.neighbours.numpy()
+    assert axis_starts.size == features.shape[1] + 2
+    for axis in range(features.shape[1] + 1):
+        links = set()
+        for chain in range(axis_starts[axis], axis_starts[axis + 1]):
+            members = to_table[vertices[bounds[chain]:bounds[chain + 1]]]
+            assert members.size >= 2
+            assert neighbours[axis, members[0], 1] == m and neighbours[axis, members[-1], 0] == m
+            links.update(zip(members[:-1].tolist(), members[1:].tolist()))
+        present = np.flatnonzero(neighbours[axis, :, 0] < m)
         assert present.size > 0
-        np.testing.assert_array_equal(backward[forward[present]], present)
+        assert links == set(zip(present.tolist(), neighbours[axis, present, 0].tolist()))
 
 
 def test_identical_features_share_one_simplex():
@@ -118,3 +133,14 @@ def test_bad_features_are_rejected(lattice_class):
     lattice = lattice_class(np.zeros((3, 2), np.float32))
     with pytest.raises(ValueError, match="C x 3"):
         lattice.filter(np.zeros((2, 4)))
+
+
+@pytest.mark.parametrize("parts", [1, 3])
+def test_splat_table_lists_every_vertex_points_in_order(parts):
+    lattice = PermutohedralLattice(appearance_features(small_image(), 10.0, 13.0))
+    starts, points, weights = splat_table(lattice.offsets, lattice.weights, lattice.num_vertices, parts)
+    entries = lattice.offsets.ravel()
+    order = np.argsort(entries, kind="stable")  # by vertex, then by point: the table's order
+    np.testing.assert_array_equal(starts, np.concatenate([[0], np.cumsum(np.bincount(entries, minlength=lattice.num_vertices))]))
+    np.testing.assert_array_equal(points, order // lattice.offsets.shape[1])
+    np.testing.assert_array_equal(weights, lattice.weights.ravel()[order])

@@ -16,6 +16,7 @@ Works on numpy arrays (numba backend) and torch tensors (torch backend) alike.
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit, prange
 
 
 def smoothness_features(height, width, theta_g):
@@ -42,18 +43,15 @@ def symmetric_norm(lattice):
 class MessageOperator:
     """The weighted sum of normalised Gaussian kernels as splat / blur / slice tables (see module doc).
 
-    Per pixel (N x E): `offsets` (vertex indices), `splat_weights`, `slice_weights`. Blur: pass j
-    applies `neighbours[j]` (D x M x 2, index M = `num_vertices` meaning "none") to the first
-    `rows[j]` vertices. Kernels are stored deepest first and all start at pass 0; a kernel whose
-    pass count has the other parity than D gets one extra identity pass (both neighbours "none"),
-    so that every kernel's result ends in the same one of two ping-pong buffers.
+    Per pixel (N x E): `offsets` (vertex indices in one numbering shared by all kernels),
+    `splat_weights`, `slice_weights`. `blur`: the lattice backend's plan for blurring all kernels'
+    vertices at once (`merge_blur` of the lattice class). Kernels are stored deepest first.
     """
 
     offsets: object
     splat_weights: object
     slice_weights: object
-    neighbours: object
-    rows: list
+    blur: tuple
     num_vertices: int
 
 
@@ -61,28 +59,47 @@ def message_operator(kernels):
     """Merge [(lattice, weight), ...] (numba or torch lattices, not mixed) into one MessageOperator."""
     if not kernels:
         raise ValueError("a message operator needs at least one kernel")
-    kernels = sorted(kernels, key=lambda kernel: -kernel[0].neighbours.shape[0])
-    total = sum(lattice.num_vertices for lattice, _ in kernels)
-    depth = kernels[0][0].neighbours.shape[0]
-    offsets, splat, slices, neighbours = [], [], [], []
-    rows, base = [0] * depth, 0
+    kernels = sorted(kernels, key=lambda kernel: -kernel[0].dim)
+    lattices = [lattice for lattice, _ in kernels]
+    blur = type(lattices[0]).merge_blur(lattices)
+    total = sum(lattice.num_vertices for lattice in lattices)
+    if isinstance(lattices[0].offsets, np.ndarray):
+        return MessageOperator(*_merged_entries_numpy(kernels), blur, total)
+    offsets, splat, slices, base = [], [], [], 0
     for lattice, weight in kernels:
         norm = symmetric_norm(lattice)[:, None]
         offsets.append(lattice.offsets + base)
         splat.append(lattice.weights * norm)
         slices.append(lattice.weights * (norm * float(lattice.alpha) * float(weight)))
-        # Shift into the shared numbering; "none" (this lattice's M) becomes the shared zero row.
-        own = lattice.neighbours
-        shifted = own + base
-        shifted[own == lattice.num_vertices] = total
-        none = shifted[:1] * 0 + total
-        passes = own.shape[0] + (depth - own.shape[0]) % 2
-        neighbours.append(_concat([shifted] + [none] * (depth - own.shape[0]), axis=0))
-        for j in range(passes):
-            rows[j] += lattice.num_vertices
         base += lattice.num_vertices
-    return MessageOperator(_concat(offsets, 1), _concat(splat, 1), _concat(slices, 1),
-                           _concat(neighbours, 1), rows, total)
+    return MessageOperator(_concat(offsets, 1), _concat(splat, 1), _concat(slices, 1), blur, total)
+
+
+def _merged_entries_numpy(kernels):
+    """The N x E offsets, splat and slice weights of numba lattices, filled in one pass per kernel
+    (a chain of numpy operations over these tables cost more than the rest of the set-up)."""
+    n = kernels[0][0].num_points
+    entries = sum(lattice.dim + 1 for lattice, _ in kernels)
+    offsets = np.empty((n, entries), np.int32)
+    splat = np.empty((n, entries), np.float32)
+    slices = np.empty((n, entries), np.float32)
+    base = column = 0
+    for lattice, weight in kernels:
+        _fill_entries(lattice.offsets, lattice.weights, symmetric_norm(lattice), base,
+                      np.float32(lattice.alpha), np.float32(weight), column, offsets, splat, slices)
+        base += lattice.num_vertices
+        column += lattice.dim + 1
+    return offsets, splat, slices
+
+
+@njit(cache=True, parallel=True)
+def _fill_entries(own_offsets, weights, norm, base, alpha, weight, column, offsets, splat, slices):
+    for i in prange(own_offsets.shape[0]):
+        scale = norm[i] * alpha * weight
+        for r in range(own_offsets.shape[1]):
+            offsets[i, column + r] = own_offsets[i, r] + base
+            splat[i, column + r] = weights[i, r] * norm[i]
+            slices[i, column + r] = weights[i, r] * scale
 
 
 def _concat(arrays, axis):

@@ -9,14 +9,20 @@ and `alpha` correction), so results match pydensecrf's closely.
 
 Vertices are found without a hash table: every vertex key (its integer lattice coordinates) is
 packed into one int64; keys that a small cache of recent keys does not already match (nearby pixels
-share most vertices) are radix-sorted, and equal neighbours in that order are one vertex. The lattice neighbours of a vertex along axis j have packed key `key +- delta_j`, and adding a
-constant keeps the sorted order, so all neighbours come from one linear merge per axis. Vertices are
-then numbered in order of first appearance in the points, so consecutive pixels touch nearby rows.
+share most vertices) are radix-sorted, and equal neighbours in that order are one vertex. The
+lattice neighbour of a vertex along axis j has packed key `key + delta_j`, and adding a constant
+keeps the sorted order, so every vertex's successor comes from one linear merge per axis. Vertices
+are numbered in order of first appearance in the points, so consecutive pixels touch nearby rows.
 
-Values are N x C with the channel innermost, so a vertex's C values are contiguous rows. Slice and
-blur are parallel over points and vertices; the splat scatters each point's row into its vertices'
-rows, in parallel over shares of the points when the lattice is small enough for one private
-buffer per share (summed afterwards), else in one thread.
+Values are N x C with the channel innermost, so a vertex's C values are one contiguous row; a
+filter holds one M x C table. The splat is a gather (each vertex sums the rows of the points that
+touch it, listed by `splat_table`), the slice a gather over each point's vertices, both parallel.
+The blur is done in place along chains: the successors along one axis form disjoint runs, and
+walking a run while keeping the previous old row gives exactly [1/2, 1, 1/2] of the old values,
+touching only vertices that have a neighbour along that axis (on large, sparse lattices most have
+none) and needing no second table. Chains are blurred in parallel. The gathers prefetch the rows
+they will read a few steps ahead (`pixseg.crf.prefetch`): lattices of 20 to 130 MB miss the caches
+on nearly every row.
 """
 
 import math
@@ -24,11 +30,16 @@ import math
 import numpy as np
 from numba import get_num_threads, njit, prange
 
+from pixseg.crf.prefetch import prefetch_row
+
 # Reassociation and contraction only: energies may legitimately be +-inf, so no "ninf"/"nnan".
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 _CHUNK = 4096  # points per parallel work item where scratch arrays are allocated per item
-_RADIX_BITS = 8
+_RADIX_BITS = 11  # 2048 buckets: fewest passes over 40- to 50-bit keys while the buckets stay in L2
 _CACHE = 1024  # slots of the per-chunk cache of recent vertex keys in _embed (a power of two)
+# How many table reads ahead the gathers prefetch (best of 4 to 32, measured on 20 to 130 MB lattices).
+_BLUR_AHEAD = 16
+_SPLAT_AHEAD = 32
 
 
 def scale_factors(d):
@@ -233,85 +244,147 @@ def _number_vertices(keys, first, bits):
 
 
 @njit(cache=True, parallel=True)
-def _neighbours(sorted_vertex_keys, number, deltas):
-    """neighbours[j, v] = the vertices with keys key_v + deltas[j] and key_v - deltas[j] (index M,
-    the zero row of every value buffer, where absent): a linear merge per axis and side over the
-    keys in sorted order, mapped to the vertex numbers."""
+def _successors(sorted_vertex_keys, number, deltas):
+    """successors[j, v] = the vertex whose key is key_v + deltas[j] (M where absent): one linear
+    merge per axis over the keys in sorted order (adding a constant keeps the order), mapped to
+    the vertex numbers."""
     m = sorted_vertex_keys.size
     d1 = deltas.size
-    out = np.empty((d1, m, 2), np.int32)
-    for task in prange(2 * d1):
-        j, side = task // 2, task % 2
-        delta = deltas[j] if side == 0 else -deltas[j]
+    out = np.empty((d1, m), np.int32)
+    for j in prange(d1):
         u = 0
         for g in range(m):
-            target = sorted_vertex_keys[g] + delta
+            target = sorted_vertex_keys[g] + deltas[j]
             while u < m and sorted_vertex_keys[u] < target:
                 u += 1
-            found = u < m and sorted_vertex_keys[u] == target
-            out[j, number[g], side] = number[u] if found else m
+            out[j, number[g]] = number[u] if u < m and sorted_vertex_keys[u] == target else m
     return out
 
 
-def splat_shares(num_points, num_vertices):
-    """How many shares of the points to splat in parallel: one per thread while the private buffers
-    of shares 1.. (M+1 rows each) stay within one row per point, else 1."""
-    threads = get_num_threads()
-    return threads if (threads - 1) * (num_vertices + 1) <= num_points else 1
+@njit(cache=True, parallel=True)
+def _chains(successors):
+    """The blur's chains: along each axis j, the maximal runs v, succ(v), succ(succ(v)), ... of two
+    or more vertices (a vertex with no neighbour along j keeps its value in that blur pass, so it
+    is in no chain). Returns (vertices, bounds, axis_starts): chain c is
+    vertices[bounds[c]:bounds[c+1]], from its -delta end, and axis j owns chains axis_starts[j] to
+    axis_starts[j+1]. Chains of one axis are ordered by their first vertex, so a blur pass sweeps
+    memory roughly in order."""
+    d1, m = successors.shape
+    has_predecessor = np.zeros((d1, m), np.bool_)
+    chain_counts = np.zeros(d1, np.int64)
+    vertex_counts = np.zeros(d1, np.int64)
+    for j in prange(d1):
+        for v in range(m):
+            if successors[j, v] < m:
+                has_predecessor[j, successors[j, v]] = True
+        for v in range(m):
+            linked = successors[j, v] < m
+            chain_counts[j] += linked and not has_predecessor[j, v]
+            vertex_counts[j] += linked or has_predecessor[j, v]
+    axis_starts = np.zeros(d1 + 1, np.int64)
+    first_vertex = np.zeros(d1 + 1, np.int64)
+    for j in range(d1):
+        axis_starts[j + 1] = axis_starts[j] + chain_counts[j]
+        first_vertex[j + 1] = first_vertex[j] + vertex_counts[j]
+    vertices = np.empty(first_vertex[d1], np.int32)
+    bounds = np.empty(axis_starts[d1] + 1, np.int64)
+    bounds[axis_starts[d1]] = first_vertex[d1]
+    for j in prange(d1):
+        c, k = axis_starts[j], first_vertex[j]
+        for head in range(m):
+            if successors[j, head] < m and not has_predecessor[j, head]:
+                bounds[c] = k
+                c += 1
+                v = head
+                while v < m:
+                    vertices[k] = v
+                    k += 1
+                    v = successors[j, v]
+    return vertices, bounds, axis_starts
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
-def splat(values, offsets, splat_weights, buffers, shares):
-    """Scatter N x C' rows onto the vertices: buffers[0, v] = sum over the entries (i, e) with
-    offsets[i, e] = v of splat_weights[i, e] * values[i].
+def table_parts(num_points):
+    """Ranges of points for `splat_table` to count and fill in parallel: one per thread, each of at
+    least a chunk."""
+    return max(1, min(get_num_threads(), num_points // _CHUNK))
 
-    The points are cut into `shares` contiguous ranges splatted in parallel: share 0 into
-    buffers[0] (zeroed here), share s > 0 into its own zeroed buffers[s + 1], to be added to
-    buffers[0] by `gather_partials`. buffers[1] is the second blur buffer."""
+
+@njit(cache=True, parallel=True)
+def splat_table(offsets, weights, num_vertices, parts):
+    """The splat as a gather: for every vertex v, the points that touch it and their weights,
+    points[starts[v]:starts[v+1]] ascending, so that each vertex's sum is accumulated in point
+    order, as a scatter over the points would. A counting sort of the N x E offsets, counted and
+    filled in parallel over `parts` ranges of points (each fills its own slots of every vertex)."""
     n, entries = offsets.shape
-    c = values.shape[1]
-    for share in prange(shares):
-        target = buffers[0 if share == 0 else share + 1]
-        if share == 0:
-            target[:] = 0.0
-        for i in range(share * n // shares, (share + 1) * n // shares):
-            source = values[i]
+    slots = np.zeros((parts, num_vertices), np.int32)
+    for part in prange(parts):
+        for i in range(part * n // parts, (part + 1) * n // parts):
             for e in range(entries):
-                row = target[offsets[i, e]]
-                w = splat_weights[i, e]
-                for k in range(c):
-                    row[k] += w * source[k]
+                slots[part, offsets[i, e]] += 1
+    starts = np.empty(num_vertices + 1, np.int64)
+    position = 0
+    for v in range(num_vertices):
+        starts[v] = position
+        for part in range(parts):
+            count = slots[part, v]
+            slots[part, v] = position
+            position += count
+    starts[num_vertices] = position
+    points = np.empty(n * entries, np.int32)
+    point_weights = np.empty(n * entries, np.float32)
+    for part in prange(parts):
+        fill = slots[part]
+        for i in range(part * n // parts, (part + 1) * n // parts):
+            for e in range(entries):
+                v = offsets[i, e]
+                points[fill[v]] = i
+                point_weights[fill[v]] = weights[i, e]
+                fill[v] += 1
+    return starts, points, point_weights
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def gather_partials(buffers):
-    """buffers[0] += buffers[2] + buffers[3] + ...; those are zeroed for the next splat."""
-    for v in prange(buffers.shape[1]):
-        row = buffers[0, v]
-        for b in range(2, buffers.shape[0]):
-            part = buffers[b, v]
-            for k in range(row.size):
-                row[k] += part[k]
-                part[k] = 0.0
-
-
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
-def blur(buffers, neighbours, rows):
-    """Blur pass j applies [1/2, 1, 1/2] along neighbours[j] to the first rows[j] vertices, from
-    buffers[j % 2] into the other, so the result is in buffers[len(rows) % 2]. Row M of both
-    buffers is zero and stands for absent neighbours."""
-    c = buffers.shape[2]
-    half = np.float32(0.5)
-    for j in range(rows.size):
-        src = buffers[j % 2]
-        dst = buffers[1 - j % 2]
-        for v in prange(rows[j]):
-            n1 = src[neighbours[j, v, 0]]
-            n2 = src[neighbours[j, v, 1]]
-            centre = src[v]
-            out = dst[v]
+def splat(values, starts, points, point_weights, out):
+    """out[v] = sum over the points i that touch vertex v of their weight * values[i] (N x C' rows
+    in, M x C' out), in parallel over the vertices: each row is written once, no private buffers."""
+    c = values.shape[1]
+    total = points.size
+    for v in prange(out.shape[0]):
+        row = out[v]
+        row[:] = 0.0
+        for t in range(starts[v], starts[v + 1]):
+            if t + _SPLAT_AHEAD < total:
+                prefetch_row(values, points[t + _SPLAT_AHEAD])
+            source = values[points[t]]
+            w = point_weights[t]
             for k in range(c):
-                out[k] = centre[k] + half * (n1[k] + n2[k])
+                row[k] += w * source[k]
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def blur(values, vertices, bounds, axis_starts):
+    """Apply [1/2, 1, 1/2] along each axis in turn, in place: along a chain u, v, w the new v is
+    v + (w + u) / 2 from the old values, so each chain is walked keeping the previous old row.
+    A missing neighbour counts as zero, as in the reference; vertices in no chain keep their values.
+    Chains of one axis are disjoint, so they are blurred in parallel."""
+    c = values.shape[1]
+    half = np.float32(0.5)
+    for j in range(axis_starts.size - 1):
+        for chain in prange(axis_starts[j], axis_starts[j + 1]):
+            previous = np.zeros(c, np.float32)
+            last = bounds[chain + 1] - 1
+            for t in range(bounds[chain], last):
+                if t + _BLUR_AHEAD < vertices.size:
+                    prefetch_row(values, vertices[t + _BLUR_AHEAD])
+                row = values[vertices[t]]
+                after = values[vertices[t + 1]]
+                for k in range(c):
+                    old = row[k]
+                    row[k] = old + half * (after[k] + previous[k])
+                    previous[k] = old
+            row = values[vertices[last]]
+            for k in range(c):
+                row[k] += half * previous[k]
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
@@ -330,25 +403,29 @@ def slice_rows(blurred, offsets, slice_weights, out):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _filter_ones(offsets, weights, neighbours, alpha):
-    """The lattice filter of an all-ones signal, on scalars (the vector kernels' per-row overhead
-    dominates with one channel)."""
+def _filter_ones(offsets, weights, num_vertices, vertices, bounds, axis_starts, alpha):
+    """The lattice filter of an all-ones signal, on scalars in one thread (the row kernels'
+    per-row overhead and threads dominate with one channel)."""
     n, d1 = offsets.shape
-    m = neighbours.shape[1]
-    src = np.zeros(m + 1, np.float32)
-    dst = np.zeros(m + 1, np.float32)
+    values = np.zeros(num_vertices, np.float32)
     for i in range(n):
         for r in range(d1):
-            src[offsets[i, r]] += weights[i, r]
-    for j in range(d1):
-        for v in range(m):
-            dst[v] = src[v] + np.float32(0.5) * (src[neighbours[j, v, 0]] + src[neighbours[j, v, 1]])
-        src, dst = dst, src
+            values[offsets[i, r]] += weights[i, r]
+    half = np.float32(0.5)
+    for j in range(axis_starts.size - 1):
+        for chain in range(axis_starts[j], axis_starts[j + 1]):
+            previous = np.float32(0.0)
+            last = bounds[chain + 1] - 1
+            for t in range(bounds[chain], last):
+                old = values[vertices[t]]
+                values[vertices[t]] = old + half * (values[vertices[t + 1]] + previous)
+                previous = old
+            values[vertices[last]] += half * previous
     out = np.empty(n, np.float32)
     for i in range(n):
         total = np.float32(0.0)
         for r in range(d1):
-            total += weights[i, r] * src[offsets[i, r]]
+            total += weights[i, r] * values[offsets[i, r]]
         out[i] = alpha * total
     return out
 
@@ -360,7 +437,8 @@ class PermutohedralLattice:
     values_j, j = i included, with a constant c of the lattice's own (divide by `filter` of ones to
     remove it, as the CRF's kernel normalisation does). Attributes used by mean-field inference:
     `offsets`, `weights` (N x (d+1): each point's simplex vertices and barycentric weights),
-    `neighbours` ((d+1) x M x 2, index M meaning "none"), `num_vertices` (M) and `alpha`.
+    `chains` (the blur's (vertices, bounds, axis_starts), see `_chains`), `num_vertices` (M) and
+    `alpha`.
     """
 
     def __init__(self, features):
@@ -381,7 +459,7 @@ class PermutohedralLattice:
         del keys, first
         self.offsets = vertex_of.reshape(n, d + 1)
         self.num_vertices = number.size
-        self.neighbours = _neighbours(sorted_vertex_keys, number, neighbour_deltas(shifts))
+        self.chains = _chains(_successors(sorted_vertex_keys, number, neighbour_deltas(shifts)))
         # The reference's correction for the blur's extra weight on the centre (see Adams et al.).
         self.alpha = np.float32(1.0 / (1.0 + 2.0 ** -d))
 
@@ -391,15 +469,36 @@ class PermutohedralLattice:
         if values.ndim != 2 or values.shape[1] != self.num_points:
             raise ValueError(f"values to filter must be C x {self.num_points}, got shape {values.shape}")
         if values.shape[0] == 1 and (values == 1).all():
-            return _filter_ones(self.offsets, self.weights, self.neighbours, self.alpha)[None]
+            return _filter_ones(self.offsets, self.weights, self.num_vertices, *self.chains, self.alpha)[None]
         rows = np.ascontiguousarray(values.T, dtype=np.float32)
-        shares = splat_shares(self.num_points, self.num_vertices)
-        buffers = np.zeros((shares + 1 if shares > 1 else 2, self.num_vertices + 1, rows.shape[1]), np.float32)
-        splat(rows, self.offsets, self.weights, buffers, shares)
-        if shares > 1:
-            gather_partials(buffers)
-        passes = np.full(self.dim + 1, self.num_vertices, np.int64)
-        blur(buffers, self.neighbours, passes)
+        vertex_values = np.empty((self.num_vertices, rows.shape[1]), np.float32)
+        splat(rows, *splat_table(self.offsets, self.weights, self.num_vertices, table_parts(self.num_points)),
+              vertex_values)
+        blur(vertex_values, *self.chains)
         out = np.empty_like(rows)
-        slice_rows(buffers[passes.size % 2], self.offsets, self.weights * self.alpha, out)
+        slice_rows(vertex_values, self.offsets, self.weights * self.alpha, out)
         return np.ascontiguousarray(out.T)
+
+    @staticmethod
+    def merge_blur(lattices):
+        """One blur plan for several lattices whose vertices are numbered one after another (the
+        first lattice's 0..M1-1, the next from M1, ...): pass j blurs the chains of axis j of every
+        lattice that has that axis. Returns (vertices, bounds, axis_starts) as `chains`."""
+        depth = max(lattice.dim + 1 for lattice in lattices)
+        vertices, bounds, axis_starts = [], [], [0]
+        base, position = [0], 0
+        for lattice in lattices:
+            base.append(base[-1] + lattice.num_vertices)
+        for j in range(depth):
+            for index, lattice in enumerate(lattices):
+                if j > lattice.dim:
+                    continue
+                own_vertices, own_bounds, own_axes = lattice.chains
+                first, last = own_bounds[own_axes[j]], own_bounds[own_axes[j + 1]]
+                vertices.append(own_vertices[first:last] + np.int32(base[index]))
+                bounds.append(own_bounds[own_axes[j]:own_axes[j + 1]] - first + position)
+                position += last - first
+            axis_starts.append(sum(part.size for part in bounds))
+        bounds.append(np.array([position], np.int64))
+        return (np.concatenate(vertices).astype(np.int32), np.concatenate(bounds).astype(np.int64),
+                np.array(axis_starts, np.int64))

@@ -47,6 +47,27 @@ class TorchLattice:
         self.neighbours = torch.stack(neighbours)
         self.alpha = np.float32(1.0 / (1.0 + 2.0 ** -d))
 
+    @staticmethod
+    def merge_blur(lattices):
+        """The blur plan (neighbours, rows) of several lattices, deepest first, whose vertices are
+        numbered one after another: neighbours D x M x 2 in the shared numbering (M, the total, is
+        the zero row meaning "none"); pass j applies to the first rows[j] vertices. A lattice whose
+        pass count has the other parity than the deepest's gets one extra identity pass (both
+        neighbours "none"), so every lattice's result ends up in the same tensor of the ping-pong."""
+        total = sum(lattice.num_vertices for lattice in lattices)
+        depth = lattices[0].neighbours.shape[0]
+        neighbours, rows, base = [], [0] * depth, 0
+        for lattice in lattices:
+            own = lattice.neighbours
+            shifted = torch.where(own == lattice.num_vertices, total, own + base)
+            passes = own.shape[0] + (depth - own.shape[0]) % 2
+            none = torch.full_like(shifted[:1], total)
+            neighbours.append(torch.cat([shifted] + [none] * (depth - own.shape[0]), dim=0))
+            for j in range(passes):
+                rows[j] += lattice.num_vertices
+            base += lattice.num_vertices
+        return torch.cat(neighbours, dim=1).contiguous(), rows
+
     def filter(self, values):
         """Gaussian-filter C x N values (numpy array or tensor); returns a C x N float32 tensor."""
         values = torch.as_tensor(values, device=self.offsets.device).to(torch.float32)

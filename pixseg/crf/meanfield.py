@@ -13,9 +13,9 @@ inner loops run without scalar remainders.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
-from pixseg.crf.lattice import FASTMATH, blur, gather_partials, splat, splat_shares
+from pixseg.crf.lattice import FASTMATH, blur, splat, splat_table, table_parts
 
 _LANES = 8
 _CHUNK = 2048  # pixels per parallel work item (scratch rows are allocated per item)
@@ -29,57 +29,105 @@ _EXP_POLY = tuple(np.float32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.33
 _EXP_FLOOR = np.float32(-87.0)  # exp(-87) is still a normal float32; lower values become 0
 
 
+@njit(cache=True, fastmath=FASTMATH)
+def _update_row(i, potential, compat, offsets, slice_weights, blurred, do_slice, message, logit, bits, row):
+    """row = softmax(potential[i] - compat @ message_i) (potential = -unary), message_i sliced from
+    the blurred lattice values (M x C'; zero when not do_slice). `compat` is 0 x 0 for Potts (then
+    the message enters with a plus sign, as the reference's -w K Q), else the padded C x C matrix.
+    message, logit and bits are C'-long scratch rows."""
+    cp = potential.shape[1]
+    p0, p1, p2, p3, p4, p5 = _EXP_POLY
+    if do_slice:
+        message[:] = 0.0
+        for e in range(offsets.shape[1]):
+            source = blurred[offsets[i, e]]
+            w = slice_weights[i, e]
+            for k in range(cp):
+                message[k] += w * source[k]
+    if compat.shape[0] == 0:
+        for k in range(cp):
+            logit[k] = potential[i, k] + message[k]
+    else:
+        for k in range(cp):
+            total = np.float32(0.0)
+            for l in range(cp):
+                total += compat[k, l] * message[l]
+            logit[k] = potential[i, k] - total
+    top = logit[0]
+    for k in range(1, cp):
+        top = max(top, logit[k])
+    powers = bits.view(np.float32)
+    for k in range(cp):
+        x = logit[k] - top
+        t = max(x, _EXP_FLOOR)
+        n_pow = np.rint(t * _LOG2E)
+        r = t - n_pow * _LN2_HI - n_pow * _LN2_LO
+        poly = (((((p0 * r + p1) * r + p2) * r + p3) * r + p4) * r + p5) * (r * r) + r + np.float32(1.0)
+        bits[k] = (np.int32(n_pow) + 127) << 23
+        row[k] = poly if x > _EXP_FLOOR else np.float32(0.0)
+    total = np.float32(0.0)
+    for k in range(cp):
+        row[k] *= powers[k]
+        total += row[k]
+    inverse = np.float32(1.0) / total
+    for k in range(cp):
+        row[k] *= inverse
+
+
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _pixel_pass(potential, compat, offsets, slice_weights, blurred, q, do_slice):
-    """q[i] = softmax(potential[i] - compat @ message[i]) for every pixel i (potential = -unary),
-    the message sliced from the blurred lattice values ((M+1) x C'; zero when not do_slice).
-    `compat` is 0 x 0 for Potts (then the message enters with a plus sign, as the reference's
-    -w K Q), else the padded C x C matrix."""
+    """q[i] = the updated row of every pixel i (see `_update_row`), in parallel over the pixels."""
     n, cp = potential.shape
-    entries = offsets.shape[1]
-    potts = compat.shape[0] == 0
-    p0, p1, p2, p3, p4, p5 = _EXP_POLY
     for chunk in prange((n + _CHUNK - 1) // _CHUNK):
         message = np.zeros(cp, np.float32)
         logit = np.empty(cp, np.float32)
         bits = np.empty(cp, np.int32)
-        powers = bits.view(np.float32)
         for i in range(chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)):
-            if do_slice:
-                message[:] = 0.0
-                for e in range(entries):
-                    source = blurred[offsets[i, e]]
-                    w = slice_weights[i, e]
-                    for k in range(cp):
-                        message[k] += w * source[k]
-            if potts:
+            _update_row(i, potential, compat, offsets, slice_weights, blurred, do_slice, message, logit, bits, q[i])
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _pixel_pass_splat(potential, compat, offsets, slice_weights, blurred, do_slice, splat_weights, tables, into,
+                      shares):
+    """The pixel pass with the next splat fused in: each pixel's updated row is scattered onto its
+    vertices at once instead of being stored and read back. The pixels are cut into `shares`
+    ranges: share 0 splats into tables[into], share s > 0 into its own tables[s + 1]; all are
+    zeroed here and summed by `_sum_shares`."""
+    n, cp = potential.shape
+    for share in prange(shares):
+        target = tables[into if share == 0 else share + 1]
+        target[:] = 0.0
+        message = np.zeros(cp, np.float32)
+        logit = np.empty(cp, np.float32)
+        bits = np.empty(cp, np.int32)
+        row = np.empty(cp, np.float32)
+        for i in range(share * n // shares, (share + 1) * n // shares):
+            _update_row(i, potential, compat, offsets, slice_weights, blurred, do_slice, message, logit, bits, row)
+            for e in range(offsets.shape[1]):
+                vertex = target[offsets[i, e]]
+                w = splat_weights[i, e]
                 for k in range(cp):
-                    logit[k] = potential[i, k] + message[k]
-            else:
-                for k in range(cp):
-                    total = np.float32(0.0)
-                    for l in range(cp):
-                        total += compat[k, l] * message[l]
-                    logit[k] = potential[i, k] - total
-            top = logit[0]
-            for k in range(1, cp):
-                top = max(top, logit[k])
-            row = q[i]
-            for k in range(cp):
-                x = logit[k] - top
-                t = max(x, _EXP_FLOOR)
-                n_pow = np.rint(t * _LOG2E)
-                r = t - n_pow * _LN2_HI - n_pow * _LN2_LO
-                poly = (((((p0 * r + p1) * r + p2) * r + p3) * r + p4) * r + p5) * (r * r) + r + np.float32(1.0)
-                bits[k] = (np.int32(n_pow) + 127) << 23
-                row[k] = poly if x > _EXP_FLOOR else np.float32(0.0)
-            total = np.float32(0.0)
-            for k in range(cp):
-                row[k] *= powers[k]
-                total += row[k]
-            inverse = np.float32(1.0) / total
-            for k in range(cp):
-                row[k] *= inverse
+                    vertex[k] += w * row[k]
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _sum_shares(tables, into):
+    """tables[into] += tables[2] + tables[3] + ... (the other shares' splats)."""
+    for v in prange(tables.shape[1]):
+        row = tables[into, v]
+        for share in range(2, tables.shape[0]):
+            part = tables[share, v]
+            for k in range(row.size):
+                row[k] += part[k]
+
+
+def splat_shares(num_points, num_vertices):
+    """How many ranges of pixels splat in parallel inside the pixel pass, or 0 to splat as a
+    separate gather. Fusing pays while the lattice is small next to the image: its tables, one per
+    thread, then stay in cache. On large lattices the scattered updates miss on every vertex and the
+    private tables cost more than the gather."""
+    threads = get_num_threads()
+    return threads if threads * num_vertices <= num_points else 0
 
 
 @njit(cache=True, parallel=True)
@@ -123,27 +171,46 @@ def mean_field_numba(values, is_unary, operator, compat, iterations, label_dtype
         matrix[:channels, :channels] = compat
     q = np.empty((n, cp), np.float32)
     no_entries = np.zeros((n, 0), np.int32)
-    _pixel_pass(potential, matrix, no_entries, no_entries.astype(np.float32), q, q, False)
+    shares = splat_shares(n, operator.num_vertices) if iterations > 0 else 0
+    if iterations == 0 or not shares:
+        _pixel_pass(potential, matrix, no_entries, no_entries.astype(np.float32), q, q, False)
     if iterations > 0:
         offsets = np.ascontiguousarray(operator.offsets, dtype=np.int32)
         slice_weights = np.ascontiguousarray(operator.slice_weights, dtype=np.float32)
-        neighbours = np.ascontiguousarray(operator.neighbours, dtype=np.int32)
-        rows = np.asarray(operator.rows, np.int64)
-        shares = splat_shares(n, operator.num_vertices)
-        # Two blur buffers, then one private splat buffer per extra share; row M of each is zero.
-        buffers = np.zeros((2 + shares - 1, operator.num_vertices + 1, cp), np.float32)
-        for _ in range(iterations):
-            splat(q, offsets, operator.splat_weights, buffers, shares)
-            if shares > 1:
-                gather_partials(buffers)
-            blur(buffers, neighbours, rows)
-            _pixel_pass(potential, matrix, offsets, slice_weights, buffers[rows.size % 2], q, True)
-        del buffers
+        splat_weights = np.ascontiguousarray(operator.splat_weights, dtype=np.float32)
+        if shares:
+            _fused_iterations(potential, matrix, offsets, slice_weights, splat_weights, operator, iterations, shares, q)
+        else:
+            table = splat_table(offsets, splat_weights, operator.num_vertices, table_parts(n))
+            vertex_values = np.empty((operator.num_vertices, cp), np.float32)
+            for _ in range(iterations):
+                splat(q, *table, vertex_values)
+                blur(vertex_values, *operator.blur)
+                _pixel_pass(potential, matrix, offsets, slice_weights, vertex_values, q, True)
+            del vertex_values, table
     del potential
     q_out = np.empty((channels, n), np.float32)
     labels = np.empty(n, label_dtype)
     _to_channels(q, q_out, labels)
     return labels, q_out
+
+
+def _fused_iterations(potential, matrix, offsets, slice_weights, splat_weights, operator, iterations, shares, q):
+    """Mean field with the splat fused into the pixel pass (small lattices): two tables alternate,
+    one sliced while the other receives the next splat; the last pass writes Q."""
+    tables = np.empty((max(2, shares + 1), operator.num_vertices, potential.shape[1]), np.float32)
+    current = 0
+    _pixel_pass_splat(potential, matrix, offsets, slice_weights, tables[0], False, splat_weights, tables, current,
+                      shares)
+    for iteration in range(iterations):
+        _sum_shares(tables, current)
+        blur(tables[current], *operator.blur)
+        if iteration == iterations - 1:
+            _pixel_pass(potential, matrix, offsets, slice_weights, tables[current], q, True)
+        else:
+            _pixel_pass_splat(potential, matrix, offsets, slice_weights, tables[current], True, splat_weights,
+                              tables, 1 - current, shares)
+            current = 1 - current
 
 
 def mean_field_torch(values, is_unary, operator, compat, iterations):
@@ -160,7 +227,7 @@ def mean_field_torch(values, is_unary, operator, compat, iterations):
     q = torch.softmax(potential, dim=1)
     for _ in range(iterations):
         blurred = blur_torch(splat(q, operator.offsets, operator.splat_weights, operator.num_vertices),
-                             operator.neighbours, operator.rows)
+                             *operator.blur)
         message = slice_rows(blurred, operator.offsets, operator.slice_weights)
         q = torch.softmax(potential + message if compat is None else potential - message @ compat.T, dim=1)
     return q.argmax(1), q.T.contiguous()
