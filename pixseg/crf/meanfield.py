@@ -7,90 +7,166 @@ PottsCompatibility, -w K Q: it equals the matrix 1 - I up to a per-pixel constan
 removes. The kernel sum includes each pixel's own term, as in the reference.
 
 Each numba iteration: splat Q onto the lattice, blur, then one pass over the pixels (slice the
-blurred values, add the log-potential -unary, softmax). Q and the log-potential are kept N x C'
-with C padded to a multiple of 8 (log-potential -inf, so padded labels have Q = 0), so that the
-inner loops run without scalar remainders.
+blurred values, add the log-potential -unary, softmax). On lattices small next to the image the
+splat is fused into that pass (each new row of Q scattered at once into per-thread tables); on
+large ones it is a separate gather. Q and the log-potential are kept N x C' with C padded to a
+multiple of 8 (log-potential -inf, so padded labels have Q = 0).
+
+Vectorisation notes, from reading the generated code: numba leaves LLVM's SLP vectoriser off, so
+only loops vectorise, never unrolled straight-line code; exp and log are polynomials on bit patterns
+(math.exp and math.log are scalar calls); a float max reduction does not vectorise without the
+no-NaN flag, an integer one does; indexing from a slice's 0 avoids the wraparound test that
+turns vector loads into gathers.
 """
 
 import numpy as np
 from numba import get_num_threads, njit, prange
 
 from pixseg.crf.lattice import FASTMATH, blur, splat, splat_table, table_parts
+from pixseg.crf.prefetch import prefetch_row
 
 _LANES = 8
 _CHUNK = 2048  # pixels per parallel work item (scratch rows are allocated per item)
+_BLOCK = 64  # pixels whose logits are exponentiated in one flat loop
+# Pixels ahead whose lattice rows the slice prefetches: on large lattices nearly every row misses.
+_SLICE_AHEAD = 4
 # exp(x) for x <= 0 as 2^n * p(r): the classic single-precision reduction x = n ln2 + r, |r| <= ln2/2,
-# with a degree-7 polynomial (relative error ~2e-7), vectorisable where math.exp is a scalar call.
+# with a degree-7 polynomial (relative error ~2e-7).
 _LOG2E = np.float32(1.4426950408889634)
 _LN2_HI = np.float32(0.693359375)
 _LN2_LO = np.float32(-2.12194440e-4)
 _EXP_POLY = tuple(np.float32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
                                           4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))
 _EXP_FLOOR = np.float32(-87.0)  # exp(-87) is still a normal float32; lower values become 0
+# log(m) for m in [sqrt(1/2), sqrt(2)): Cephes' single-precision polynomial (error about 1 ulp).
+_LOG_POLY = tuple(np.float32(c) for c in (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1,
+                                          1.4249322787e-1, -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1,
+                                          3.3333331174e-1))
+_SQRT_HALF = np.float32(0.70710678118654752)
+_FLOAT32_MIN = np.float32(1.17549435e-38)  # the smallest normal float32
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _update_row(i, potential, compat, offsets, slice_weights, blurred, do_slice, message, logit, bits, row):
-    """row = softmax(potential[i] - compat @ message_i) (potential = -unary), message_i sliced from
-    the blurred lattice values (M x C'; zero when not do_slice). `compat` is 0 x 0 for Potts (then
-    the message enters with a plus sign, as the reference's -w K Q), else the padded C x C matrix.
-    message, logit and bits are C'-long scratch rows."""
-    cp = potential.shape[1]
+def _exp_nonpositive(x):
+    """exp(x) for x <= 0 (0 below _EXP_FLOOR)."""
     p0, p1, p2, p3, p4, p5 = _EXP_POLY
-    if do_slice:
-        message[:] = 0.0
-        for e in range(offsets.shape[1]):
-            source = blurred[offsets[i, e]]
-            w = slice_weights[i, e]
+    t = max(x, _EXP_FLOOR)
+    n = np.rint(t * _LOG2E)
+    r = t - n * _LN2_HI - n * _LN2_LO
+    poly = (((((p0 * r + p1) * r + p2) * r + p3) * r + p4) * r + p5) * (r * r) + r + np.float32(1.0)
+    # 2^n from its bit pattern (n >= -126 keeps it normal); a view of a scalar, not of a scratch
+    # array, so that the loop stays vectorisable.
+    power = np.int32((np.int32(n) + np.int32(127)) << np.int32(23)).view(np.float32)
+    return poly * power if x > _EXP_FLOOR else np.float32(0.0)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _log_nonnegative(x):
+    """log(x) for float32 x >= 0 (log 0 = -inf): x = m 2^e with m in [sqrt(1/2), sqrt(2))."""
+    p0, p1, p2, p3, p4, p5, p6, p7, p8 = _LOG_POLY
+    # Subnormals are scaled by 2^23 first: their exponent field does not hold their exponent.
+    tiny = x < _FLOAT32_MIN
+    scaled = x * np.float32(8388608.0) if tiny else x
+    bits = np.float32(scaled).view(np.int32)
+    shift = np.float32(23.0) if tiny else np.float32(0.0)
+    m = np.int32((bits & 0x007FFFFF) | 0x3F000000).view(np.float32)  # in [1/2, 1)
+    small = m < _SQRT_HALF
+    e = np.float32((bits >> 23) - (127 if small else 126)) - shift
+    f = (m + m if small else m) - np.float32(1.0)
+    z = f * f
+    poly = ((((((((p0 * f + p1) * f + p2) * f + p3) * f + p4) * f + p5) * f + p6) * f + p7) * f + p8) * f * z
+    y = f + (poly + e * _LN2_LO - np.float32(0.5) * z) + e * _LN2_HI
+    return y if x > np.float32(0.0) else -np.inf
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _row_max(row):
+    """max(row) through integer keys that order like the floats (a negative float's magnitude
+    bits flipped): an integer max reduction vectorises, a float one is a chain of C' - 1 compares."""
+    best = np.int32(-2147483648)
+    for k in range(row.shape[0]):
+        bits = np.float32(row[k]).view(np.int32)
+        best = max(best, np.int32(bits ^ ((bits >> 31) & 0x7FFFFFFF)))
+    return np.int32(best ^ ((best >> 31) & 0x7FFFFFFF)).view(np.float32)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _softmax_rows(flat, count, out, start):
+    """out[start + p] = softmax(flat[p]) for the first `count` rows of C' logits laid end to end
+    in `flat` (overwritten). The exp runs as one loop over all rows, in full vectors (row by row,
+    C' = 24 is one 16-lane vector and a leftover 8)."""
+    cp = out.shape[1]
+    for p in range(count):
+        row = flat[p * cp:(p + 1) * cp]
+        top = _row_max(row)
+        for k in range(cp):
+            row[k] -= top
+    for t in range(count * cp):
+        flat[t] = _exp_nonpositive(flat[t])
+    for p in range(count):
+        row = flat[p * cp:(p + 1) * cp]
+        total = np.float32(0.0)
+        for k in range(cp):
+            total += row[k]
+        inverse = np.float32(1.0) / total
+        target = out[start + p]
+        for k in range(cp):
+            target[k] = row[k] * inverse
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _block_logits(start, count, stop, potential, compat, offsets, slice_weights, blurred, do_slice, message, flat):
+    """flat[p] = potential[i] - compat @ message_i for the `count` pixels i from `start`, message_i
+    sliced from the blurred lattice values (M x C'; zero when not do_slice). `compat` is 0 x 0 for
+    Potts (then the message enters with a plus sign, as the reference's -w K Q), else the padded
+    C' x C' matrix. Rows of pixels up to `stop` are prefetched."""
+    cp = potential.shape[1]
+    entries = offsets.shape[1]
+    for p in range(count):
+        i = start + p
+        logit = flat[p * cp:(p + 1) * cp]
+        if do_slice:
+            if i + _SLICE_AHEAD < stop:
+                for e in range(entries):
+                    prefetch_row(blurred, offsets[i + _SLICE_AHEAD, e])
             for k in range(cp):
-                message[k] += w * source[k]
-    if compat.shape[0] == 0:
-        for k in range(cp):
-            logit[k] = potential[i, k] + message[k]
-    else:
-        for k in range(cp):
-            total = np.float32(0.0)
-            for l in range(cp):
-                total += compat[k, l] * message[l]
-            logit[k] = potential[i, k] - total
-    top = logit[0]
-    for k in range(1, cp):
-        top = max(top, logit[k])
-    powers = bits.view(np.float32)
-    for k in range(cp):
-        x = logit[k] - top
-        t = max(x, _EXP_FLOOR)
-        n_pow = np.rint(t * _LOG2E)
-        r = t - n_pow * _LN2_HI - n_pow * _LN2_LO
-        poly = (((((p0 * r + p1) * r + p2) * r + p3) * r + p4) * r + p5) * (r * r) + r + np.float32(1.0)
-        bits[k] = (np.int32(n_pow) + 127) << 23
-        row[k] = poly if x > _EXP_FLOOR else np.float32(0.0)
-    total = np.float32(0.0)
-    for k in range(cp):
-        row[k] *= powers[k]
-        total += row[k]
-    inverse = np.float32(1.0) / total
-    for k in range(cp):
-        row[k] *= inverse
+                message[k] = 0.0
+            for e in range(entries):
+                source = blurred[offsets[i, e]]
+                w = slice_weights[i, e]
+                for k in range(cp):
+                    message[k] += w * source[k]
+        if compat.shape[0] == 0:
+            for k in range(cp):
+                logit[k] = potential[i, k] + message[k]
+        else:
+            for k in range(cp):
+                total = np.float32(0.0)
+                for l in range(cp):
+                    total += compat[k, l] * message[l]
+                logit[k] = potential[i, k] - total
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _pixel_pass(potential, compat, offsets, slice_weights, blurred, q, do_slice):
-    """q[i] = the updated row of every pixel i (see `_update_row`), in parallel over the pixels."""
+    """q[i] = softmax(potential[i] - compat @ message_i) for every pixel i (see `_block_logits`)."""
     n, cp = potential.shape
     for chunk in prange((n + _CHUNK - 1) // _CHUNK):
         message = np.zeros(cp, np.float32)
-        logit = np.empty(cp, np.float32)
-        bits = np.empty(cp, np.int32)
-        for i in range(chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)):
-            _update_row(i, potential, compat, offsets, slice_weights, blurred, do_slice, message, logit, bits, q[i])
+        flat = np.empty(_BLOCK * cp, np.float32)
+        stop = min(n, (chunk + 1) * _CHUNK)
+        for start in range(chunk * _CHUNK, stop, _BLOCK):
+            count = min(_BLOCK, stop - start)
+            _block_logits(start, count, stop, potential, compat, offsets, slice_weights, blurred, do_slice, message,
+                          flat)
+            _softmax_rows(flat, count, q, start)
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _pixel_pass_splat(potential, compat, offsets, slice_weights, blurred, do_slice, splat_weights, tables, into,
                       shares):
-    """The pixel pass with the next splat fused in: each pixel's updated row is scattered onto its
-    vertices at once instead of being stored and read back. The pixels are cut into `shares`
+    """The pixel pass with the next splat fused in: each pixel's new row of Q is scattered onto
+    its vertices at once instead of being stored and read back. The pixels are cut into `shares`
     ranges: share 0 splats into tables[into], share s > 0 into its own tables[s + 1]; all are
     zeroed here and summed by `_sum_shares`."""
     n, cp = potential.shape
@@ -98,16 +174,20 @@ def _pixel_pass_splat(potential, compat, offsets, slice_weights, blurred, do_sli
         target = tables[into if share == 0 else share + 1]
         target[:] = 0.0
         message = np.zeros(cp, np.float32)
-        logit = np.empty(cp, np.float32)
-        bits = np.empty(cp, np.int32)
-        row = np.empty(cp, np.float32)
-        for i in range(share * n // shares, (share + 1) * n // shares):
-            _update_row(i, potential, compat, offsets, slice_weights, blurred, do_slice, message, logit, bits, row)
-            for e in range(offsets.shape[1]):
-                vertex = target[offsets[i, e]]
-                w = splat_weights[i, e]
-                for k in range(cp):
-                    vertex[k] += w * row[k]
+        flat = np.empty(_BLOCK * cp, np.float32)
+        rows = np.empty((_BLOCK, cp), np.float32)
+        stop = (share + 1) * n // shares
+        for start in range(share * n // shares, stop, _BLOCK):
+            count = min(_BLOCK, stop - start)
+            _block_logits(start, count, stop, potential, compat, offsets, slice_weights, blurred, do_slice, message,
+                          flat)
+            _softmax_rows(flat, count, rows, 0)
+            for p in range(count):
+                for e in range(offsets.shape[1]):
+                    vertex = target[offsets[start + p, e]]
+                    w = splat_weights[start + p, e]
+                    for k in range(cp):
+                        vertex[k] += w * rows[p, k]
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
@@ -121,6 +201,89 @@ def _sum_shares(tables, into):
                 row[k] += part[k]
 
 
+@njit(cache=True, fastmath=FASTMATH)
+def _transpose_rows(values, start, count, padding, flat):
+    """flat[p * C' + c] = values[c, start + p] for the `count` pixels from `start` (values C x N),
+    padding columns = `padding`. Read down values' columns, the loop stays scalar; the other loop
+    order vectorises into gathers or scatters, several times slower."""
+    channels = values.shape[0]
+    cp = flat.shape[0] // _BLOCK
+    for p in range(count):
+        row = flat[p * cp:(p + 1) * cp]
+        for c in range(channels):
+            row[c] = values[c, start + p]
+        for c in range(channels, cp):
+            row[c] = padding
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _potential_from_probabilities(probs, potential):
+    """potential (N x C') = log(probs) transposed (log 0 = -inf, padding columns -inf), for C x N
+    float32 or float64 probabilities."""
+    channels, n = probs.shape
+    cp = potential.shape[1]
+    for chunk in prange((n + _CHUNK - 1) // _CHUNK):
+        flat = np.empty(_BLOCK * cp, np.float32)
+        stop = min(n, (chunk + 1) * _CHUNK)
+        for start in range(chunk * _CHUNK, stop, _BLOCK):
+            count = min(_BLOCK, stop - start)
+            _transpose_rows(probs, start, count, 0.0, flat)
+            for t in range(count * cp):
+                flat[t] = _log_nonnegative(flat[t])
+            for p in range(count):
+                row = potential[start + p]
+                for c in range(cp):
+                    row[c] = flat[p * cp + c]
+                # float64 values that float32 rounds to a subnormal or to zero keep their own log.
+                for c in range(channels):
+                    value = probs[c, start + p]
+                    if value > 0.0 and value < _FLOAT32_MIN and np.float32(value) != value:
+                        row[c] = np.log(value)
+
+
+@njit(cache=True, parallel=True)
+def _potential_from_energies(unary, potential):
+    """potential (N x C') = -unary transposed (padding columns -inf), for C x N energies."""
+    channels, n = unary.shape
+    for i in prange(n):
+        row = potential[i]
+        for c in range(channels):
+            row[c] = -unary[c, i]
+        row[channels:] = -np.inf
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _to_channels(q, q_out, labels):
+    """q_out (C x N) = the first C columns of q (N x C'), and labels = their argmax (the first on
+    ties), in blocks of pixels."""
+    n = q.shape[0]
+    channels = q_out.shape[0]
+    for b in prange((n + _BLOCK - 1) // _BLOCK):
+        top = np.empty(_BLOCK, np.float32)
+        best = np.empty(_BLOCK, np.int32)
+        lo, hi = b * _BLOCK, min(n, (b + 1) * _BLOCK)
+        # Read along q's rows, write across: the other way round the reads become gathers.
+        for i in range(lo, hi):
+            for k in range(channels):
+                q_out[k, i] = q[i, k]
+        # The argmax over the rows just written, pixels side by side: vectorised selects, where a
+        # running maximum along one pixel's labels is a chain of dependent compares.
+        count = hi - lo
+        first = q_out[0, lo:hi]
+        for p in range(count):
+            top[p] = first[p]
+            best[p] = 0
+        for k in range(1, channels):
+            row = q_out[k, lo:hi]
+            for p in range(count):
+                better = row[p] > top[p]
+                top[p] = row[p] if better else top[p]
+                best[p] = k if better else best[p]
+        out = labels[lo:hi]
+        for p in range(count):
+            out[p] = best[p]
+
+
 def splat_shares(num_points, num_vertices):
     """How many ranges of pixels splat in parallel inside the pixel pass, or 0 to splat as a
     separate gather. Fusing pays while the lattice is small next to the image: its tables, one per
@@ -130,49 +293,25 @@ def splat_shares(num_points, num_vertices):
     return threads if threads * num_vertices <= num_points else 0
 
 
-@njit(cache=True, parallel=True)
-def _to_channels(q, q_out, labels):
-    """q_out (C x N) = the first C columns of q (N x C'), and labels = their argmax, in blocks of
-    pixels so that every store stream stays sequential."""
-    n = q.shape[0]
-    channels = q_out.shape[0]
-    block = 64
-    for b in prange((n + block - 1) // block):
-        lo, hi = b * block, min(n, (b + 1) * block)
-        for k in range(channels):
-            for i in range(lo, hi):
-                q_out[k, i] = q[i, k]
-        for i in range(lo, hi):
-            # Branch-free running maximum: with uncertain pixels a branch mispredicts constantly.
-            best, top = 0, q[i, 0]
-            for k in range(1, channels):
-                better = q[i, k] > top
-                top = q[i, k] if better else top
-                best = k if better else best
-            labels[i] = best
-
-
 def mean_field_numba(values, is_unary, operator, compat, iterations, label_dtype):
     """values: C x N unary energies (is_unary; +inf allowed, not -inf or NaN) or probabilities;
     operator: a MessageOperator of numba lattices (unused when iterations == 0); compat: C x C or
     None (Potts). Returns (labels N of `label_dtype`, Q C x N float32)."""
     channels, n = values.shape
     cp = -(-channels // _LANES) * _LANES
-    # The log-potential -unary = log p, laid out N x C' and written in place (no C x N copy).
-    potential = np.empty((n, cp), np.float32)
-    potential[:, channels:] = -np.inf
+    values = np.ascontiguousarray(values, dtype=np.float64 if values.dtype == np.float64 else np.float32)
+    potential = np.empty((n, cp), np.float32)  # -unary = log p
     if is_unary:
-        np.negative(values.T, out=potential[:, :channels])
+        _potential_from_energies(values, potential)
     else:
-        with np.errstate(divide="ignore"):
-            np.log(values.T, out=potential[:, :channels])
+        _potential_from_probabilities(values, potential)
     matrix = np.zeros((cp, cp) if compat is not None else (0, 0), np.float32)
     if compat is not None:
         matrix[:channels, :channels] = compat
     q = np.empty((n, cp), np.float32)
-    no_entries = np.zeros((n, 0), np.int32)
     shares = splat_shares(n, operator.num_vertices) if iterations > 0 else 0
     if iterations == 0 or not shares:
+        no_entries = np.zeros((n, 0), np.int32)
         _pixel_pass(potential, matrix, no_entries, no_entries.astype(np.float32), q, q, False)
     if iterations > 0:
         offsets = np.ascontiguousarray(operator.offsets, dtype=np.int32)
