@@ -6,7 +6,7 @@ import torch
 
 from pixseg.crf.exact import exact_filter
 from pixseg.crf.kernels import appearance_features, smoothness_features
-from pixseg.crf.lattice import PermutohedralLattice, splat_table
+from pixseg.crf.lattice import PermutohedralLattice, _radix_argsort, splat_table
 from pixseg.crf.lattice_torch import TorchLattice
 
 HEIGHT, WIDTH = 24, 32
@@ -144,3 +144,13 @@ def test_splat_table_lists_every_vertex_points_in_order(parts):
     np.testing.assert_array_equal(starts, np.concatenate([[0], np.cumsum(np.bincount(entries, minlength=lattice.num_vertices))]))
     np.testing.assert_array_equal(points, order // lattice.offsets.shape[1])
     np.testing.assert_array_equal(weights, lattice.weights.ravel()[order])
+
+
+@pytest.mark.parametrize("parts", [1, 3])
+def test_radix_sort_is_a_stable_argsort(parts):
+    keys = np.random.default_rng(3).integers(0, 2**40, 20000, dtype=np.int64)
+    keys[::7] = keys[5]  # runs of equal keys: their order must be kept
+    sorted_keys, order = _radix_argsort(keys, 40, parts)
+    expected = np.argsort(keys, kind="stable")
+    np.testing.assert_array_equal(order, expected)
+    np.testing.assert_array_equal(sorted_keys, keys[expected])

@@ -34,7 +34,7 @@ from pixseg.crf.prefetch import prefetch_row
 
 # Reassociation and contraction only: energies may legitimately be +-inf, so no "ninf"/"nnan".
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
-_CHUNK = 4096  # fewest points worth a parallel range of their own in splat_table
+_CHUNK = 4096  # fewest items worth a parallel range of their own (splat_table, the radix sort)
 _RADIX_BITS = 11  # 2048 buckets: fewest passes over 40- to 50-bit keys while the buckets stay in L2
 # _embed's cache of recent vertex keys: the more keys it matches, the fewer are sorted. A vertex
 # recurs at pixels up to a few image rows apart (colour cells are scattered), so each cache serves
@@ -185,31 +185,40 @@ def _embed(features, scale, lows, shifts, keys, weights, first):
                 key += ones - ((np.int64(d1) << shifts[loser]) if loser < d else 0)
 
 
-@njit(cache=True)
-def _radix_argsort(keys, bits):
-    """Stable LSD radix sort of non-negative int64 keys below 2**bits: (sorted keys, order)."""
+@njit(cache=True, parallel=True)
+def _radix_argsort(keys, bits, parts):
+    """Stable LSD radix sort of non-negative int64 keys below 2**bits: (sorted keys, order). Each
+    pass counts and scatters `parts` ranges of the keys in parallel, every range into its own
+    slots of each bucket, which keeps the sort stable."""
     n = keys.size
     src_keys, dst_keys = keys.copy(), np.empty_like(keys)
     src_order, dst_order = np.arange(n).astype(np.int32), np.empty(n, np.int32)
     buckets = 1 << _RADIX_BITS
     for shift in range(0, bits, _RADIX_BITS):
-        count = np.zeros(buckets + 1, np.int64)
-        for i in range(n):
-            count[((src_keys[i] >> shift) & (buckets - 1)) + 1] += 1
+        slots = np.zeros((parts, buckets), np.int64)
+        for part in prange(parts):
+            for i in range(part * n // parts, (part + 1) * n // parts):
+                slots[part, (src_keys[i] >> shift) & (buckets - 1)] += 1
+        position = 0
         for b in range(buckets):
-            count[b + 1] += count[b]
-        for i in range(n):
-            b = (src_keys[i] >> shift) & (buckets - 1)
-            dst_keys[count[b]] = src_keys[i]
-            dst_order[count[b]] = src_order[i]
-            count[b] += 1
+            for part in range(parts):
+                count = slots[part, b]
+                slots[part, b] = position
+                position += count
+        for part in prange(parts):
+            fill = slots[part]
+            for i in range(part * n // parts, (part + 1) * n // parts):
+                b = (src_keys[i] >> shift) & (buckets - 1)
+                dst_keys[fill[b]] = src_keys[i]
+                dst_order[fill[b]] = src_order[i]
+                fill[b] += 1
         src_keys, dst_keys = dst_keys, src_keys
         src_order, dst_order = dst_order, src_order
     return src_keys, src_order
 
 
-@njit(cache=True)
-def _number_vertices(keys, first, bits):
+@njit(cache=True, parallel=True)
+def _number_vertices(keys, first, bits, parts):
     """Number the distinct keys in order of first appearance. Only rows that are their own `first`
     are sorted; the others copy their first row's vertex. Returns the vertex of every row, and the
     distinct keys ascending with the vertex number of each."""
@@ -221,7 +230,7 @@ def _number_vertices(keys, first, bits):
             candidates[count] = row
             count += 1
     candidates = candidates[:count]
-    sorted_keys, order = _radix_argsort(keys[candidates], bits)
+    sorted_keys, order = _radix_argsort(keys[candidates], bits, parts)
     # The sort is stable, so the first candidate of each run of equal keys is its first appearance.
     is_first = np.zeros(count, np.bool_)
     for k in range(count):
@@ -243,7 +252,7 @@ def _number_vertices(keys, first, bits):
             sorted_vertex_keys[g] = sorted_keys[k]
             number[g] = number_at[order[k]]
         vertex_of[candidates[order[k]]] = number[g]
-    for row in range(rows):
+    for row in prange(rows):  # a row's `first` is a candidate, numbered above
         vertex_of[row] = vertex_of[first[row]]
     return vertex_of, sorted_vertex_keys, number
 
@@ -309,8 +318,8 @@ def _chains(successors):
 
 
 def table_parts(num_points):
-    """Ranges of points for `splat_table` to count and fill in parallel: one per thread, each of at
-    least a chunk."""
+    """Ranges of points (or keys) to count and fill in parallel in `splat_table` and the radix sort:
+    one per thread, each of at least a chunk."""
     return max(1, min(get_num_threads(), num_points // _CHUNK))
 
 
@@ -416,10 +425,10 @@ def slice_rows(blurred, offsets, slice_weights, out):
                 row[k] += w * source[k]
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _filter_ones(offsets, weights, num_vertices, vertices, bounds, axis_starts, alpha):
-    """The lattice filter of an all-ones signal, on scalars in one thread (the row kernels'
-    per-row overhead and threads dominate with one channel)."""
+    """The lattice filter of an all-ones signal, on scalars (the row kernels' per-row work is
+    wasted on one channel); the splat in one thread, blur and slice in parallel."""
     n, d1 = offsets.shape
     values = np.zeros(num_vertices, np.float32)
     for i in range(n):
@@ -427,7 +436,7 @@ def _filter_ones(offsets, weights, num_vertices, vertices, bounds, axis_starts, 
             values[offsets[i, r]] += weights[i, r]
     half = np.float32(0.5)
     for j in range(axis_starts.size - 1):
-        for chain in range(axis_starts[j], axis_starts[j + 1]):
+        for chain in prange(axis_starts[j], axis_starts[j + 1]):
             previous = np.float32(0.0)
             last = bounds[chain + 1] - 1
             for t in range(bounds[chain], last):
@@ -436,7 +445,7 @@ def _filter_ones(offsets, weights, num_vertices, vertices, bounds, axis_starts, 
                 previous = old
             values[vertices[last]] += half * previous
     out = np.empty(n, np.float32)
-    for i in range(n):
+    for i in prange(n):
         total = np.float32(0.0)
         for r in range(d1):
             total += weights[i, r] * values[offsets[i, r]]
@@ -469,7 +478,7 @@ class PermutohedralLattice:
         first = np.empty(n * (d + 1), np.int32)
         self.weights = np.empty((n, d + 1), np.float32)
         _embed(features, scale, lows, shifts, keys, self.weights, first)
-        vertex_of, sorted_vertex_keys, number = _number_vertices(keys, first, bits)
+        vertex_of, sorted_vertex_keys, number = _number_vertices(keys, first, bits, table_parts(n * (d + 1)))
         del keys, first
         self.offsets = vertex_of.reshape(n, d + 1)
         self.num_vertices = number.size
