@@ -4,8 +4,10 @@ Three scikit-image photographs (astronaut, coffee, chelsea) resized to 500 x 375
 500 x 375 images, 21 labels, 5 and 10 mean-field iterations, for each parameter preset asked for.
 Every timing is a whole call as a user makes it: for pixseg `dense_crf(image, probs)` (input checks,
 -log, both lattices, inference, labels and Q); for the reference the same -log, DenseCRF2D set-up,
-both pairwise terms, inference and argmax. Methods alternate within each repeat; the median is
-reported, with the ratio to pydensecrf2 (target for numba: <= 0.33). Then peak memory of one numba
+both pairwise terms, inference and argmax. Each method runs once untimed per image and iteration
+count (in a fresh process the first touch of new memory costs up to 2 ms per MB here), then the
+methods alternate within each repeat; the median is reported, with the ratio to pydensecrf2
+(target for numba: <= 0.33). Then peak memory of one numba
 call (tracemalloc) against the bound "3 x Q plus the lattice" (the lattice: its merged tables and
 value buffers), and CUDA timings when a GPU is there.
 
@@ -114,6 +116,8 @@ def main():
                     "pydensecrf2": lambda: reference_crf(image, probs[name], iterations, **options),
                 }
                 times = {method: [] for method in methods}
+                for method in methods:  # untimed: the process's first touch of this much memory is slow
+                    calls[method]()
                 for _ in range(args.repeats):
                     for method in methods:
                         times[method].append(seconds(calls[method]))
