@@ -63,8 +63,14 @@ def message_operator(kernels):
     lattices = [lattice for lattice, _ in kernels]
     blur = type(lattices[0]).merge_blur(lattices)
     total = sum(lattice.num_vertices for lattice in lattices)
-    if isinstance(lattices[0].offsets, np.ndarray):
-        return MessageOperator(*_merged_entries_numpy(kernels), blur, total)
+    merge = _merged_entries_numpy if isinstance(lattices[0].offsets, np.ndarray) else _merged_entries_torch
+    return MessageOperator(*merge(kernels), blur, total)
+
+
+def _merged_entries_torch(kernels):
+    """The N x E offsets, splat and slice weights of torch lattices, side by side."""
+    import torch
+
     offsets, splat, slices, base = [], [], [], 0
     for lattice, weight in kernels:
         norm = symmetric_norm(lattice)[:, None]
@@ -72,7 +78,8 @@ def message_operator(kernels):
         splat.append(lattice.weights * norm)
         slices.append(lattice.weights * (norm * float(lattice.alpha) * float(weight)))
         base += lattice.num_vertices
-    return MessageOperator(_concat(offsets, 1), _concat(splat, 1), _concat(slices, 1), blur, total)
+    return (torch.cat(offsets, 1).contiguous(), torch.cat(splat, 1).contiguous(),
+            torch.cat(slices, 1).contiguous())
 
 
 def _merged_entries_numpy(kernels):
@@ -101,10 +108,3 @@ def _fill_entries(own_offsets, weights, norm, base, alpha, weight, column, offse
             splat[i, column + r] = weights[i, r] * norm[i]
             slices[i, column + r] = weights[i, r] * scale
 
-
-def _concat(arrays, axis):
-    if isinstance(arrays[0], np.ndarray):
-        return np.ascontiguousarray(np.concatenate(arrays, axis=axis))
-    import torch
-
-    return torch.cat(arrays, dim=axis).contiguous()

@@ -219,26 +219,20 @@ def _transpose_rows(values, start, count, padding, flat):
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _potential_from_probabilities(probs, potential):
     """potential (N x C') = log(probs) transposed (log 0 = -inf, padding columns -inf), for C x N
-    float32 or float64 probabilities."""
-    channels, n = probs.shape
+    float32 probabilities."""
+    n = probs.shape[1]
     cp = potential.shape[1]
+    # Blocks of pixels are contiguous in potential: one flat loop takes a whole block's logs.
+    potential_flat = potential.reshape(n * cp)
     for chunk in prange((n + _CHUNK - 1) // _CHUNK):
         flat = np.empty(_BLOCK * cp, np.float32)
         stop = min(n, (chunk + 1) * _CHUNK)
         for start in range(chunk * _CHUNK, stop, _BLOCK):
             count = min(_BLOCK, stop - start)
             _transpose_rows(probs, start, count, 0.0, flat)
+            rows = potential_flat[start * cp:(start + count) * cp]
             for t in range(count * cp):
-                flat[t] = _log_nonnegative(flat[t])
-            for p in range(count):
-                row = potential[start + p]
-                for c in range(cp):
-                    row[c] = flat[p * cp + c]
-                # float64 values that float32 rounds to a subnormal or to zero keep their own log.
-                for c in range(channels):
-                    value = probs[c, start + p]
-                    if value > 0.0 and value < _FLOAT32_MIN and np.float32(value) != value:
-                        row[c] = np.log(value)
+                rows[t] = _log_nonnegative(flat[t])
 
 
 @njit(cache=True, parallel=True)
@@ -299,7 +293,9 @@ def mean_field_numba(values, is_unary, operator, compat, iterations, label_dtype
     None (Potts). Returns (labels N of `label_dtype`, Q C x N float32)."""
     channels, n = values.shape
     cp = -(-channels // _LANES) * _LANES
-    values = np.ascontiguousarray(values, dtype=np.float64 if values.dtype == np.float64 else np.float32)
+    # float32 throughout, as the reference: a probability below float32's range counts as 0, which
+    # changes no Q (its exp underflows whatever the message) and keeps one compiled kernel.
+    values = np.ascontiguousarray(values, dtype=np.float32)
     potential = np.empty((n, cp), np.float32)  # -unary = log p
     if is_unary:
         _potential_from_energies(values, potential)
