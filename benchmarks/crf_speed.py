@@ -28,7 +28,8 @@ import torch
 from skimage.transform import resize
 
 from pixseg.crf import CRF_PRESETS, PermutohedralLattice, dense_crf
-from pixseg.crf.kernels import appearance_features, message_operator, smoothness_features
+from pixseg.crf.inference import _smoothness_lattice
+from pixseg.crf.kernels import appearance_features, message_operator
 from pixseg.crf.lattice import splat_table, table_parts
 
 HEIGHT, WIDTH, LABELS = 375, 500, 21
@@ -74,16 +75,25 @@ def seconds(function):
 
 
 def lattice_bytes(image, appearance, smoothness):
-    """Bytes of the merged lattice tables (per-pixel entries, the blur's chains, the vertex-major
-    splat table) plus the one vertex value buffer (C padded to 24), and the vertex count."""
+    """Bytes of the lattice tables: the appearance kernel's (per-pixel entries, the blur's chains,
+    the vertex-major splat table, one vertex value buffer with C padded to 24) and the smoothness
+    kernel's, merged with them or as a grid (per-pixel cells and weights, row spans, and each
+    band's ring of lattice rows), and the vertex count of both."""
     operator = message_operator([
         (PermutohedralLattice(appearance_features(image, *appearance[1:])), appearance[0]),
-        (PermutohedralLattice(smoothness_features(HEIGHT, WIDTH, smoothness[1])), smoothness[0])])
+        (_smoothness_lattice(HEIGHT, WIDTH, smoothness[1]), smoothness[0])])
     tables = operator.offsets.nbytes + operator.splat_weights.nbytes + operator.slice_weights.nbytes
     tables += sum(part.nbytes for part in operator.blur)
     tables += sum(part.nbytes for part in splat_table(operator.offsets, operator.splat_weights, operator.num_vertices,
                                                      table_parts(HEIGHT * WIDTH)))
-    return tables + operator.num_vertices * 24 * 4, operator.num_vertices
+    if operator.grid is None:
+        return tables + operator.num_vertices * 24 * 4, operator.num_vertices
+    grid, grid_splat, grid_slice = operator.grid
+    tables += sum(part.nbytes for part in (grid.rows, grid.cols, grid.weights, grid.spans, grid.holes,
+                                           grid.hole_starts, grid.first_row, grid.last_row, grid_splat, grid_slice))
+    ring_rows = grid._ring + 7  # the ring, and the rows each blur stage keeps
+    tables += numba.get_num_threads() * ring_rows * (int(grid.spans[:, 1].max()) + 2) * 24 * 4
+    return tables + operator.num_vertices * 24 * 4, operator.num_vertices + grid.num_vertices
 
 
 def main():

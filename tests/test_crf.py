@@ -72,6 +72,22 @@ def test_torch_backend_agrees_with_numba(channels):
         assert np.abs(numba_q - torch_q).max() < 1e-3
 
 
+@pytest.mark.parametrize("options", [{"appearance": (0.0, 67.0, 3.0)}, {"smoothness": (0.0, 1.0)},
+                                     {"compat": "random"}])
+def test_torch_backend_agrees_with_numba_on_each_kernel_alone_and_with_a_matrix(options):
+    """The numba backend filters the smoothness kernel on its grid lattice (alone, or beside the
+    merged appearance kernel), the torch backend on the general lattice: the same CRF."""
+    image, labels = scene()
+    probs = noisy_probs(labels % 3, 3)
+    if options.get("compat") == "random":
+        matrix = np.random.default_rng(0).uniform(0.5, 2.0, (3, 3))
+        options = {"compat": (matrix + matrix.T) * (1 - np.eye(3))}
+    numba_labels, numba_q = dense_crf(image, probs, backend="numba", **options)
+    torch_labels, torch_q = dense_crf(image, probs, backend="torch", **options)
+    assert (numba_labels == torch_labels).mean() >= 0.999
+    assert np.abs(numba_q - torch_q).max() < 1e-3
+
+
 def test_tensor_inputs_give_tensors():
     image, probs = random_inputs(3)
     labels, q = dense_crf(torch.from_numpy(image), torch.from_numpy(probs))
@@ -245,15 +261,17 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("shares", [1, 3])
-def test_splat_fused_into_the_pixel_pass_matches_the_separate_splat(monkeypatch, shares):
+@pytest.mark.parametrize("preset", ["reference", "deeplab_v2"])
+def test_splat_fused_into_the_pixel_pass_matches_the_separate_splat(monkeypatch, shares, preset):
     """Small lattices splat inside the pixel pass (in `shares` ranges of pixels), large ones with a
     separate gather: both give the same Q. Forced here, since the choice depends on the lattice
-    size and the thread count."""
+    size and the thread count. DeepLab v2's narrow smoothness kernel is on the grid lattice, which
+    reads Q stored by the fused pass."""
     from pixseg.crf import meanfield
 
     image, labels = scene()
     probs = noisy_probs(labels, 4)
-    options = {"iterations": 5, **CRF_PRESETS["reference"]}
+    options = {"iterations": 5, **CRF_PRESETS[preset]}
     monkeypatch.setattr(meanfield, "splat_shares", lambda points, vertices: 0)
     separate = dense_crf(image, probs, **options)
     monkeypatch.setattr(meanfield, "splat_shares", lambda points, vertices: shares)

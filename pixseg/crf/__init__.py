@@ -1,7 +1,8 @@
 """Fully connected CRF (Krähenbühl & Koltun 2011) on a permutohedral lattice: numba CPU and torch backends.
 
 Pieces: `lattice` / `lattice_torch` (the permutohedral lattice, built once per feature set and
-filtered many times), `kernels` (features, normalisation, the summed message operator), `meanfield`
+filtered many times), `grid_lattice` (the same lattice on the pixel grid, for the smoothness kernel
+on the numba backend), `kernels` (features, normalisation, the summed message operator), `meanfield`
 (the inference loop), `inference` (dense_crf, input checks), `exact` (O(N^2) ground truth), `params`.
 """
 

@@ -6,17 +6,21 @@ or (position / theta_a, RGB / theta_b) (appearance). Like the reference (pydense
 NORMALIZE_SYMMETRIC), each kernel is used as D^-1/2 K D^-1/2 with D = K 1, the lattice's own filter
 of ones, so the lattice's constant factor and edge effects cancel.
 
-Both kernels are then merged into one operator: every pixel has E = (d_a+1) + (d_s+1) vertex
+Kernels on general lattices are merged into one operator: every pixel has E = sum (d_k+1) vertex
 entries in one shared vertex numbering, with the splat weight (barycentric weight x norm) and the
 slice weight (barycentric weight x norm x alpha x kernel weight) folded in once. The message for Q is
 then slice(blur(splat(Q))) with a single splat and slice per pixel, whatever the number of kernels.
-Works on numpy arrays (numba backend) and torch tensors (torch backend) alike.
+Works on numpy arrays (numba backend) and torch tensors (torch backend) alike. The numba backend's
+smoothness kernel comes as a `GridLattice` instead, kept beside the merged one with its own weights
+(`MessageOperator.grid`): it filters in one streaming pass of its own.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, prange
+
+from pixseg.crf.grid_lattice import GridLattice
 
 
 def smoothness_features(height, width, theta_g):
@@ -46,6 +50,8 @@ class MessageOperator:
     Per pixel (N x E): `offsets` (vertex indices in one numbering shared by all kernels),
     `splat_weights`, `slice_weights`. `blur`: the lattice backend's plan for blurring all kernels'
     vertices at once (`merge_blur` of the lattice class). Kernels are stored deepest first.
+    `grid`: None, or (GridLattice, splat weights, slice weights) (N x 3 each) for a kernel on
+    the pixel grid, filtered on its own (`GridLattice.filter_rows`).
     """
 
     offsets: object
@@ -53,18 +59,36 @@ class MessageOperator:
     slice_weights: object
     blur: tuple
     num_vertices: int
+    grid: tuple = None
 
 
 def message_operator(kernels):
     """Merge [(lattice, weight), ...] (numba or torch lattices, not mixed) into one MessageOperator."""
     if not kernels:
         raise ValueError("a message operator needs at least one kernel")
-    kernels = sorted(kernels, key=lambda kernel: -kernel[0].dim)
+    grids = [(lattice, weight) for lattice, weight in kernels if isinstance(lattice, GridLattice)]
+    if len(grids) > 1:
+        raise ValueError("a message operator takes at most one grid lattice kernel")
+    grid = _grid_entries(*grids[0]) if grids else None
+    kernels = sorted([kernel for kernel in kernels if not isinstance(kernel[0], GridLattice)],
+                     key=lambda kernel: -kernel[0].dim)
+    if not kernels:
+        n = grids[0][0].num_points
+        no_entries = np.zeros((n, 0), np.float32)
+        no_blur = (np.zeros(0, np.int32), np.zeros(1, np.int64), np.zeros(1, np.int64))
+        return MessageOperator(no_entries.astype(np.int32), no_entries, no_entries, no_blur, 0, grid)
     lattices = [lattice for lattice, _ in kernels]
     blur = type(lattices[0]).merge_blur(lattices)
     total = sum(lattice.num_vertices for lattice in lattices)
     merge = _merged_entries_numpy if isinstance(lattices[0].offsets, np.ndarray) else _merged_entries_torch
-    return MessageOperator(*merge(kernels), blur, total)
+    return MessageOperator(*merge(kernels), blur, total, grid)
+
+
+def _grid_entries(lattice, weight):
+    """(lattice, splat weights, slice weights) of a grid kernel, normalised as the others."""
+    norm = symmetric_norm(lattice)[:, None]
+    splat = lattice.weights * norm
+    return lattice, splat, splat * (lattice.alpha * np.float32(weight))
 
 
 def _merged_entries_torch(kernels):

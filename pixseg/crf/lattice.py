@@ -107,6 +107,54 @@ def _feature_bounds(features):
     return low, high
 
 
+@njit(cache=True)
+def enclosing_simplex(point, scale, elevated, rem0, rank, by_rank, bary):
+    """The simplex of the lattice holding one feature vector (d values), in float32 arithmetic in
+    the reference's order, so that points land in the same simplices: rem0 becomes its vertex 0
+    (the nearest point of the 0-coloured sublattice, adjusted), by_rank[r] the coordinate ranked r
+    by remainder, bary (d+2 entries) the barycentric weights. The other arguments are scratch
+    arrays of d+1 entries."""
+    d = point.size
+    d1 = d + 1
+    down = np.float32(1.0 / d1)
+    up = np.float32(d1)
+    total = np.float32(0.0)
+    for j in range(d, 0, -1):
+        cf = point[j - 1] * scale[j - 1]
+        elevated[j] = total - np.float32(j) * cf
+        total += cf
+    elevated[0] = total
+    # The nearest point of the 0-coloured sublattice, then the simplex holding the point:
+    # rank[i] is the position of coordinate i in decreasing order of its remainder.
+    rounded_sum = 0
+    for i in range(d1):
+        v = np.rint(down * elevated[i])
+        rem0[i] = v * up
+        rounded_sum += np.int64(v)
+    rank[:] = 0
+    for i in range(d):
+        di = elevated[i] - rem0[i]
+        for j in range(i + 1, d1):
+            smaller = di < elevated[j] - rem0[j]  # branch-free: remainders are random
+            rank[i] += smaller
+            rank[j] += 1 - smaller
+    for i in range(d1):
+        rank[i] += rounded_sum
+        if rank[i] < 0:
+            rank[i] += d1
+            rem0[i] += up
+        elif rank[i] > d:
+            rank[i] -= d1
+            rem0[i] -= up
+        by_rank[rank[i]] = i
+    bary[:] = 0.0
+    for i in range(d1):
+        v = (elevated[i] - rem0[i]) * down
+        bary[d - rank[i]] += v
+        bary[d - rank[i] + 1] -= v
+    bary[0] += np.float32(1.0) + bary[d + 1]
+
+
 @njit(cache=True, parallel=True)
 def _embed(features, scale, lows, shifts, keys, weights, first):
     """Per point: the packed keys of the d+1 vertices of its enclosing simplex and its barycentric
@@ -117,8 +165,6 @@ def _embed(features, scale, lows, shifts, keys, weights, first):
     else the row itself. Only rows that are their own `first` need sorting."""
     n, d = features.shape
     d1 = d + 1
-    down = np.float32(1.0 / d1)
-    up = np.float32(d1)
     ones = np.int64(0)
     for i in range(d):
         ones += np.int64(1) << shifts[i]
@@ -130,41 +176,7 @@ def _embed(features, scale, lows, shifts, keys, weights, first):
         bary = np.empty(d + 2, np.float32)
         cached = np.full((_CACHE, 2), -1, np.int64)  # (key, row) side by side: one cache line per probe
         for p in range(chunk * _EMBED_CHUNK, min(n, (chunk + 1) * _EMBED_CHUNK)):
-            total = np.float32(0.0)
-            for j in range(d, 0, -1):
-                cf = features[p, j - 1] * scale[j - 1]
-                elevated[j] = total - np.float32(j) * cf
-                total += cf
-            elevated[0] = total
-            # The nearest point of the 0-coloured sublattice, then the simplex holding the point:
-            # rank[i] is the position of coordinate i in decreasing order of its remainder.
-            rounded_sum = 0
-            for i in range(d1):
-                v = np.rint(down * elevated[i])
-                rem0[i] = v * up
-                rounded_sum += np.int64(v)
-            rank[:] = 0
-            for i in range(d):
-                di = elevated[i] - rem0[i]
-                for j in range(i + 1, d1):
-                    smaller = di < elevated[j] - rem0[j]  # branch-free: remainders are random
-                    rank[i] += smaller
-                    rank[j] += 1 - smaller
-            for i in range(d1):
-                rank[i] += rounded_sum
-                if rank[i] < 0:
-                    rank[i] += d1
-                    rem0[i] += up
-                elif rank[i] > d:
-                    rank[i] -= d1
-                    rem0[i] -= up
-                by_rank[rank[i]] = i
-            bary[:] = 0.0
-            for i in range(d1):
-                v = (elevated[i] - rem0[i]) * down
-                bary[d - rank[i]] += v
-                bary[d - rank[i] + 1] -= v
-            bary[0] += np.float32(1.0) + bary[d + 1]
+            enclosing_simplex(features[p], scale, elevated, rem0, rank, by_rank, bary)
             # Vertex 0 is rem0 itself; vertex r+1 adds 1 to every coordinate but the one ranked
             # d - r, which loses d (the canonical simplex, permuted by rank).
             key = np.int64(0)

@@ -6,8 +6,10 @@ with Q = softmax(-unary) to start. Potts compatibility (compat None) is the refe
 PottsCompatibility, -w K Q: it equals the matrix 1 - I up to a per-pixel constant, which the softmax
 removes. The kernel sum includes each pixel's own term, as in the reference.
 
-Each numba iteration: splat Q onto the lattice, blur, then one pass over the pixels (slice the
-blurred values, add the log-potential -unary, softmax). On lattices small next to the image the
+Each numba iteration: splat Q onto the lattice, filter Q through the grid kernel (the smoothness
+kernel's `GridLattice`; its message is written over Q, which is not read again), blur, then one
+pass over the pixels (slice the blurred values, add the grid message and the log-potential -unary,
+softmax). On lattices small next to the image the
 splat is fused into that pass (each new row of Q scattered at once into per-thread tables); on
 large ones it is a separate gather. Q and the log-potential are kept N x C' with C padded to a
 multiple of 8 (log-potential -inf, so padded labels have Q = 0).
@@ -115,9 +117,11 @@ def _softmax_rows(flat, count, out, start):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _block_logits(start, count, stop, potential, compat, offsets, slice_weights, blurred, do_slice, message, flat):
+def _block_logits(start, count, stop, potential, compat, offsets, slice_weights, blurred, extra, do_slice, message,
+                  flat):
     """flat[p] = potential[i] - compat @ message_i for the `count` pixels i from `start`, message_i
-    sliced from the blurred lattice values (M x C'; zero when not do_slice). `compat` is 0 x 0 for
+    sliced from the blurred lattice values (M x C') plus extra[i] (N x C' or 0 rows: none), zero
+    when not do_slice. `compat` is 0 x 0 for
     Potts (then the message enters with a plus sign, as the reference's -w K Q), else the padded
     C' x C' matrix. Rows of pixels up to `stop` are prefetched."""
     cp = potential.shape[1]
@@ -129,8 +133,10 @@ def _block_logits(start, count, stop, potential, compat, offsets, slice_weights,
             if i + _SLICE_AHEAD < stop:
                 for e in range(entries):
                     prefetch_row(blurred, offsets[i + _SLICE_AHEAD, e])
-            for k in range(cp):
-                message[k] = 0.0
+            if extra.shape[0] > 0:
+                message[:] = extra[i]
+            else:
+                message[:] = 0.0
             for e in range(entries):
                 source = blurred[offsets[i, e]]
                 w = slice_weights[i, e]
@@ -148,8 +154,9 @@ def _block_logits(start, count, stop, potential, compat, offsets, slice_weights,
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _pixel_pass(potential, compat, offsets, slice_weights, blurred, q, do_slice):
-    """q[i] = softmax(potential[i] - compat @ message_i) for every pixel i (see `_block_logits`)."""
+def _pixel_pass(potential, compat, offsets, slice_weights, blurred, extra, q, do_slice):
+    """q[i] = softmax(potential[i] - compat @ message_i) for every pixel i (see `_block_logits`);
+    extra may be q itself."""
     n, cp = potential.shape
     for chunk in prange((n + _CHUNK - 1) // _CHUNK):
         message = np.zeros(cp, np.float32)
@@ -157,18 +164,19 @@ def _pixel_pass(potential, compat, offsets, slice_weights, blurred, q, do_slice)
         stop = min(n, (chunk + 1) * _CHUNK)
         for start in range(chunk * _CHUNK, stop, _BLOCK):
             count = min(_BLOCK, stop - start)
-            _block_logits(start, count, stop, potential, compat, offsets, slice_weights, blurred, do_slice, message,
-                          flat)
+            _block_logits(start, count, stop, potential, compat, offsets, slice_weights, blurred, extra, do_slice,
+                          message, flat)
             _softmax_rows(flat, count, q, start)
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _pixel_pass_splat(potential, compat, offsets, slice_weights, blurred, do_slice, splat_weights, tables, into,
-                      shares):
+def _pixel_pass_splat(potential, compat, offsets, slice_weights, blurred, extra, do_slice, splat_weights, tables, into,
+                      shares, q):
     """The pixel pass with the next splat fused in: each pixel's new row of Q is scattered onto
-    its vertices at once instead of being stored and read back. The pixels are cut into `shares`
+    its vertices at once instead of being read back. The pixels are cut into `shares`
     ranges: share 0 splats into tables[into], share s > 0 into its own tables[s + 1]; all are
-    zeroed here and summed by `_sum_shares`."""
+    zeroed here and summed by `_sum_shares`. The rows of Q are stored only when q has rows (a
+    grid kernel reads them); extra may be q."""
     n, cp = potential.shape
     for share in prange(shares):
         target = tables[into if share == 0 else share + 1]
@@ -179,9 +187,11 @@ def _pixel_pass_splat(potential, compat, offsets, slice_weights, blurred, do_sli
         stop = (share + 1) * n // shares
         for start in range(share * n // shares, stop, _BLOCK):
             count = min(_BLOCK, stop - start)
-            _block_logits(start, count, stop, potential, compat, offsets, slice_weights, blurred, do_slice, message,
-                          flat)
+            _block_logits(start, count, stop, potential, compat, offsets, slice_weights, blurred, extra, do_slice,
+                          message, flat)
             _softmax_rows(flat, count, rows, 0)
+            if q.shape[0] > 0:
+                q[start:start + count] = rows[:count]
             for p in range(count):
                 for e in range(offsets.shape[1]):
                     vertex = target[offsets[start + p, e]]
@@ -284,7 +294,7 @@ def splat_shares(num_points, num_vertices):
     thread, then stay in cache. On large lattices the scattered updates miss on every vertex and the
     private tables cost more than the gather."""
     threads = get_num_threads()
-    return threads if threads * num_vertices <= num_points else 0
+    return threads if 0 < threads * num_vertices <= num_points else 0
 
 
 def mean_field_numba(values, is_unary, operator, compat, iterations, label_dtype):
@@ -306,9 +316,10 @@ def mean_field_numba(values, is_unary, operator, compat, iterations, label_dtype
         matrix[:channels, :channels] = compat
     q = np.empty((n, cp), np.float32)
     shares = splat_shares(n, operator.num_vertices) if iterations > 0 else 0
+    no_extra = np.zeros((0, cp), np.float32)
     if iterations == 0 or not shares:
         no_entries = np.zeros((n, 0), np.int32)
-        _pixel_pass(potential, matrix, no_entries, no_entries.astype(np.float32), q, q, False)
+        _pixel_pass(potential, matrix, no_entries, no_entries.astype(np.float32), q, no_extra, q, False)
     if iterations > 0:
         offsets = np.ascontiguousarray(operator.offsets, dtype=np.int32)
         slice_weights = np.ascontiguousarray(operator.slice_weights, dtype=np.float32)
@@ -320,8 +331,10 @@ def mean_field_numba(values, is_unary, operator, compat, iterations, label_dtype
             vertex_values = np.empty((operator.num_vertices, cp), np.float32)
             for _ in range(iterations):
                 splat(q, *table, vertex_values)
+                # Q is read for the last time: the grid kernel's message replaces it in place.
+                extra = _grid_message(operator.grid, q, no_extra)
                 blur(vertex_values, *operator.blur)
-                _pixel_pass(potential, matrix, offsets, slice_weights, vertex_values, q, True)
+                _pixel_pass(potential, matrix, offsets, slice_weights, vertex_values, extra, q, True)
             del vertex_values, table
     del potential
     q_out = np.empty((channels, n), np.float32)
@@ -330,21 +343,34 @@ def mean_field_numba(values, is_unary, operator, compat, iterations, label_dtype
     return labels, q_out
 
 
+def _grid_message(grid, q, no_extra):
+    """The grid kernel's message for Q (N x C'), written over q; no_extra when there is none."""
+    if grid is None:
+        return no_extra
+    lattice, splat_weights, slice_weights = grid
+    return lattice.filter_rows(q, splat_weights, slice_weights, q)
+
+
 def _fused_iterations(potential, matrix, offsets, slice_weights, splat_weights, operator, iterations, shares, q):
     """Mean field with the splat fused into the pixel pass (small lattices): two tables alternate,
-    one sliced while the other receives the next splat; the last pass writes Q."""
-    tables = np.empty((max(2, shares + 1), operator.num_vertices, potential.shape[1]), np.float32)
+    one sliced while the other receives the next splat; the last pass writes Q. Q is stored on the
+    way only for a grid kernel."""
+    cp = potential.shape[1]
+    no_extra = np.zeros((0, cp), np.float32)
+    stored = q if operator.grid is not None else no_extra
+    tables = np.empty((max(2, shares + 1), operator.num_vertices, cp), np.float32)
     current = 0
-    _pixel_pass_splat(potential, matrix, offsets, slice_weights, tables[0], False, splat_weights, tables, current,
-                      shares)
+    _pixel_pass_splat(potential, matrix, offsets, slice_weights, tables[0], no_extra, False, splat_weights, tables,
+                      current, shares, stored)
     for iteration in range(iterations):
         _sum_shares(tables, current)
+        extra = _grid_message(operator.grid, q, no_extra)
         blur(tables[current], *operator.blur)
         if iteration == iterations - 1:
-            _pixel_pass(potential, matrix, offsets, slice_weights, tables[current], q, True)
+            _pixel_pass(potential, matrix, offsets, slice_weights, tables[current], extra, q, True)
         else:
-            _pixel_pass_splat(potential, matrix, offsets, slice_weights, tables[current], True, splat_weights,
-                              tables, 1 - current, shares)
+            _pixel_pass_splat(potential, matrix, offsets, slice_weights, tables[current], extra, True, splat_weights,
+                              tables, 1 - current, shares, stored)
             current = 1 - current
 
 
