@@ -107,7 +107,7 @@ def _feature_bounds(features):
     return low, high
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # called per point: inlined, it costs nothing over the loop body
 def enclosing_simplex(point, scale, elevated, rem0, rank, by_rank, bary):
     """The simplex of the lattice holding one feature vector (d values), in float32 arithmetic in
     the reference's order, so that points land in the same simplices: rem0 becomes its vertex 0

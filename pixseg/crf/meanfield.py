@@ -134,9 +134,12 @@ def _block_logits(start, count, stop, potential, compat, offsets, slice_weights,
                 for e in range(entries):
                     prefetch_row(blurred, offsets[i + _SLICE_AHEAD, e])
             if extra.shape[0] > 0:
-                message[:] = extra[i]
+                given = extra[i]
+                for k in range(cp):
+                    message[k] = given[k]
             else:
-                message[:] = 0.0
+                for k in range(cp):
+                    message[k] = 0.0
             for e in range(entries):
                 source = blurred[offsets[i, e]]
                 w = slice_weights[i, e]
