@@ -91,7 +91,7 @@ def lattice_bytes(image, appearance, smoothness):
     grid, grid_splat, grid_slice = operator.grid
     tables += sum(part.nbytes for part in (grid.rows, grid.cols, grid.weights, grid.spans, grid.holes,
                                            grid.hole_starts, grid.first_row, grid.last_row, grid_splat, grid_slice))
-    ring_rows = grid._ring + 7  # the ring, and the rows each blur stage keeps
+    ring_rows = grid.ring_size + 7  # the ring, and the rows each blur stage keeps
     tables += numba.get_num_threads() * ring_rows * (int(grid.spans[:, 1].max()) + 2) * 24 * 4
     return tables + operator.num_vertices * 24 * 4, operator.num_vertices + grid.num_vertices
 

@@ -38,7 +38,7 @@ def test_bands_and_filtering_in_place_change_nothing(height, width, theta):
         source = values.copy()
         out = source if in_place else np.empty_like(source)
         grid_filter(source, grid.rows, grid.cols, splat_weights, slice_weights, grid.spans, grid.holes,
-                    grid.hole_starts, grid.first_row, grid.last_row, width, bands, grid._ring, out)
+                    grid.hole_starts, grid.first_row, grid.last_row, width, bands, grid.ring_size, out)
         return out
 
     one_band = run(1, False)

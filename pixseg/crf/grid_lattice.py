@@ -260,7 +260,8 @@ class GridLattice:
 
     `filter(values)` as PermutohedralLattice's. For mean-field inference: `rows`, `cols`,
     `weights` (N x 3: each pixel's simplex vertices as array cells, and barycentric weights),
-    `num_vertices`, `alpha`, `dim` (2) and `filter_rows(values, splat_weights, slice_weights, out)`.
+    `num_vertices`, `alpha`, `dim` (2), `ring_size` (lattice rows alive per band) and
+    `filter_rows(values, splat_weights, slice_weights, out)`.
     """
 
     dim = 2
@@ -287,7 +288,7 @@ class GridLattice:
             raise AssertionError("grid lattice rows must not go back up the image")
         self.spans, self.holes, self.hole_starts = _row_spans(present)
         self.num_vertices = int(np.count_nonzero(present))
-        self._ring = _ring_size(int((self.last_row - self.first_row).max()) * 2 + _LAG2 + 3)
+        self.ring_size = _ring_size(int((self.last_row - self.first_row).max()) * 2 + _LAG2 + 3)
         self.alpha = np.float32(1.0 / (1.0 + 2.0 ** -2))
 
     def filter_rows(self, values, splat_weights, slice_weights, out):
@@ -295,7 +296,7 @@ class GridLattice:
         with splat_weights; out may be values."""
         bands = max(1, min(self.height // _ROWS_PER_BAND, get_num_threads()))
         grid_filter(values, self.rows, self.cols, splat_weights, slice_weights, self.spans, self.holes,
-                    self.hole_starts, self.first_row, self.last_row, self.width, bands, self._ring, out)
+                    self.hole_starts, self.first_row, self.last_row, self.width, bands, self.ring_size, out)
         return out
 
     def filter(self, values):

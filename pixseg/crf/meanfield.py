@@ -328,7 +328,8 @@ def mean_field_numba(values, is_unary, operator, compat, iterations, label_dtype
         slice_weights = np.ascontiguousarray(operator.slice_weights, dtype=np.float32)
         splat_weights = np.ascontiguousarray(operator.splat_weights, dtype=np.float32)
         if shares:
-            _fused_iterations(potential, matrix, offsets, slice_weights, splat_weights, operator, iterations, shares, q)
+            _fused_iterations(potential, matrix, offsets, slice_weights, splat_weights, operator, iterations, shares, q,
+                              no_extra)
         else:
             table = splat_table(offsets, splat_weights, operator.num_vertices, table_parts(n))
             vertex_values = np.empty((operator.num_vertices, cp), np.float32)
@@ -354,12 +355,12 @@ def _grid_message(grid, q, no_extra):
     return lattice.filter_rows(q, splat_weights, slice_weights, q)
 
 
-def _fused_iterations(potential, matrix, offsets, slice_weights, splat_weights, operator, iterations, shares, q):
+def _fused_iterations(potential, matrix, offsets, slice_weights, splat_weights, operator, iterations, shares, q,
+                      no_extra):
     """Mean field with the splat fused into the pixel pass (small lattices): two tables alternate,
     one sliced while the other receives the next splat; the last pass writes Q. Q is stored on the
     way only for a grid kernel."""
     cp = potential.shape[1]
-    no_extra = np.zeros((0, cp), np.float32)
     stored = q if operator.grid is not None else no_extra
     tables = np.empty((max(2, shares + 1), operator.num_vertices, cp), np.float32)
     current = 0
