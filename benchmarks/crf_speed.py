@@ -27,9 +27,9 @@ import skimage.data
 import torch
 from skimage.transform import resize
 
-from pixseg.crf import CRF_PRESETS, PermutohedralLattice, dense_crf
-from pixseg.crf.inference import _smoothness_lattice
-from pixseg.crf.kernels import appearance_features, message_operator
+from pixseg.crf import CRF_PRESETS, dense_crf
+from pixseg.crf.inference import numba_operator
+from pixseg.crf.kernels import appearance_features, smoothness_features
 from pixseg.crf.lattice import splat_table, table_parts
 
 HEIGHT, WIDTH, LABELS = 375, 500, 21
@@ -76,13 +76,15 @@ def seconds(function):
 
 def lattice_bytes(image, appearance, smoothness):
     """Bytes of the lattice tables: the appearance kernel's (per-pixel entries, the blur's chains,
-    the vertex-major splat table, one vertex value buffer with C padded to 24) and the smoothness
-    kernel's, merged with them or as a grid (per-pixel cells and weights, row spans, and each
-    band's ring of lattice rows), and the vertex count of both."""
-    operator = message_operator([
-        (PermutohedralLattice(appearance_features(image, *appearance[1:])), appearance[0]),
-        (_smoothness_lattice(HEIGHT, WIDTH, smoothness[1]), smoothness[0])])
+    the vertex-major splat table, one vertex value buffer with C padded to 24, the pixel order) and
+    the smoothness kernel's, merged with them or as a grid (per-pixel cells and weights, row spans,
+    and each band's ring of lattice rows), and the vertex count of both."""
+    operator = numba_operator([
+        ("appearance", lambda: appearance_features(image, *appearance[1:]), appearance[0]),
+        ("smoothness", lambda: smoothness_features(HEIGHT, WIDTH, smoothness[1]), smoothness[0])],
+        HEIGHT, WIDTH, smoothness[1])
     tables = operator.offsets.nbytes + operator.splat_weights.nbytes + operator.slice_weights.nbytes
+    tables += 0 if operator.pixel_order is None else operator.pixel_order.nbytes
     tables += sum(part.nbytes for part in operator.blur)
     tables += sum(part.nbytes for part in splat_table(operator.offsets, operator.splat_weights, operator.num_vertices,
                                                      table_parts(HEIGHT * WIDTH)))

@@ -97,6 +97,26 @@ def test_blur_chains_follow_the_lattice_neighbours(name):
         assert links == set(zip(present.tolist(), neighbours[axis, present, 0].tolist()))
 
 
+@pytest.mark.parametrize("name", ["smoothness theta 3", "appearance reference"])
+def test_key_order_renames_the_vertices_and_filters_identically(name):
+    features = FEATURES[name]()
+    first_seen = PermutohedralLattice(features)
+    key_order = PermutohedralLattice(features, key_order_from=first_seen.num_vertices)
+    assert (first_seen.numbering, key_order.numbering) == ("first_seen", "key")
+    assert PermutohedralLattice(features, key_order_from=first_seen.num_vertices + 1).numbering == "first_seen"
+    # First appearance: vertex v is the v-th distinct vertex met in the points' entries.
+    _, first_entry = np.unique(first_seen.offsets.ravel(), return_index=True)
+    assert (np.diff(first_entry) > 0).all()
+    # The same vertices under other numbers: one bijection maps every entry.
+    rename = np.full(first_seen.num_vertices, -1)
+    rename[first_seen.offsets.ravel()] = key_order.offsets.ravel()
+    np.testing.assert_array_equal(rename[first_seen.offsets], key_order.offsets)
+    assert np.unique(rename).size == key_order.num_vertices == first_seen.num_vertices
+    assert (rename != np.arange(rename.size)).any()
+    values = signals()
+    np.testing.assert_array_equal(key_order.filter(values), first_seen.filter(values))
+
+
 def test_identical_features_share_one_simplex():
     features = np.repeat(np.array([[0.3, 1.7, -2.2]], np.float32), 50, axis=0)
     lattice = PermutohedralLattice(features)

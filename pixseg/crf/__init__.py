@@ -3,14 +3,18 @@
 Pieces: `lattice` / `lattice_torch` (the permutohedral lattice, built once per feature set and
 filtered many times), `grid_lattice` (the same lattice on the pixel grid, for the smoothness kernel
 on the numba backend), `kernels` (features, normalisation, the summed message operator), `meanfield`
-(the inference loop), `inference` (dense_crf, input checks), `exact` (O(N^2) ground truth), `params`.
+(the inference loop), `inference` (dense_crf, input checks), `exact` (O(N^2) ground truth), `params`,
+`heap` (glibc keeps freed memory for the next call; applied on import).
 """
 
 from pixseg.crf.exact import exact_filter
+from pixseg.crf.heap import keep_freed_memory
 from pixseg.crf.inference import dense_crf, dense_crf_batch
 from pixseg.crf.lattice import PermutohedralLattice
 from pixseg.crf.params import CRF_PRESETS, DEFAULT_PRESET
 from pixseg.crf.pos import pos_crf
 
 __all__ = ["CRF_PRESETS", "DEFAULT_PRESET", "PermutohedralLattice", "dense_crf", "dense_crf_batch",
-           "exact_filter", "pos_crf"]
+           "exact_filter", "keep_freed_memory", "pos_crf"]
+
+keep_freed_memory()

@@ -32,7 +32,7 @@ SERIAL_BELOW = 32768
 # scheduler has put aside. On 2 busy CPUs (load 3.5 to 5) a 500 x 375 image took 1.5 to 2 times as
 # long with two threads as with one.
 SERIAL_EXTRA_LOAD = 1.0
-# The smoothness kernel's bandwidth below which its lattice is built in grid form (_smoothness_lattice).
+# The smoothness kernel's bandwidth below which its lattice is built in grid form (numba_operator).
 GRID_BELOW_THETA = 2.0
 
 
@@ -76,11 +76,7 @@ def dense_crf(image, probs=None, *, iterations=DEFAULT_ITERATIONS, appearance=DE
 
     if backend == "numba":
         with _threads_for(height * width):
-            # Each lattice is built when merged, and dropped after.
-            lattices = [(_smoothness_lattice(height, width, theta_g) if name == "smoothness"
-                         else PermutohedralLattice(f()), w) for name, f, w in kernels]
-            operator = message_operator(lattices) if lattices else None
-            del lattices
+            operator = numba_operator(kernels, height, width, theta_g)
             labels, q = mean_field_numba(_to_numpy(values).reshape(channels, -1), is_unary, operator, compat,
                                          iterations if kernels else 0, label_dtype)
         labels, q = labels.reshape(height, width), q.reshape(channels, height, width)
@@ -107,15 +103,24 @@ def dense_crf(image, probs=None, *, iterations=DEFAULT_ITERATIONS, appearance=DE
     return labels.cpu().numpy(), q.cpu().numpy()
 
 
-def _smoothness_lattice(height, width, theta_g):
-    """The smoothness kernel's lattice for the numba backend. Its features are the pixel grid, whose
-    lattice has about 1.15 N / theta_g^2 vertices: for narrow kernels (DeepLab v2's theta_g = 1) that
-    is more than the image, and the grid form's one streaming pass beats the general lattice's
-    passes over a table that size; for wide ones the general lattice is small enough to stay in
-    cache beside the appearance kernel's and costs less."""
-    if theta_g < GRID_BELOW_THETA:
-        return GridLattice(height, width, theta_g)
-    return PermutohedralLattice(smoothness_features(height, width, theta_g))
+def numba_operator(kernels, height, width, theta_g):
+    """The numba backend's message operator for [(name, features function, weight), ...] (None
+    when empty). Its smoothness kernel's lattice has about 1.15 N / theta_g^2 vertices: for narrow
+    kernels (DeepLab v2's theta_g = 1) that is more than the image, and the grid form's one streaming
+    pass beats the general lattice's passes over a table that size; for wide ones the general
+    lattice is small enough to stay in cache beside the appearance kernel's and costs less.
+
+    Without a grid kernel, a lattice too large for the splat to be fused into the pixel pass (see
+    `splat_shares`) numbers its vertices in key order, which keeps the blur's chains local, and
+    the operator then visits the pixels sorted by their vertices (see `message_operator`). With a
+    grid kernel the pixels stay in image order, which its streaming pass needs, and so do the
+    vertices' numbers: by first appearance, which keeps the splat and slice local."""
+    grid = theta_g < GRID_BELOW_THETA and any(name == "smoothness" for name, _, _ in kernels)
+    key_order_from = None if grid else height * width // get_num_threads() + 1
+    # Each lattice is dropped once merged.
+    lattices = [(GridLattice(height, width, theta_g) if grid and name == "smoothness"
+                 else PermutohedralLattice(features(), key_order_from), weight) for name, features, weight in kernels]
+    return message_operator(lattices) if lattices else None
 
 
 def dense_crf_batch(images, probs_list=None, *, unary=None, progress=False, **options):

@@ -259,6 +259,20 @@ def _potential_from_energies(unary, potential):
         row[channels:] = -np.inf
 
 
+@njit(cache=True, parallel=True)
+def _gather_rows(source, order, out):
+    """out[p] = source[order[p]]."""
+    for p in prange(order.size):
+        out[p] = source[order[p]]
+
+
+@njit(cache=True, parallel=True)
+def _scatter_rows(source, order, out):
+    """out[order[p]] = source[p]."""
+    for p in prange(order.size):
+        out[order[p]] = source[p]
+
+
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _to_channels(q, q_out, labels):
     """q_out (C x N) = the first C columns of q (N x C'), and labels = their argmax (the first on
@@ -303,21 +317,26 @@ def splat_shares(num_points, num_vertices):
 def mean_field_numba(values, is_unary, operator, compat, iterations, label_dtype):
     """values: C x N unary energies (is_unary; +inf allowed, not -inf or NaN) or probabilities;
     operator: a MessageOperator of numba lattices (unused when iterations == 0); compat: C x C or
-    None (Potts). Returns (labels N of `label_dtype`, Q C x N float32)."""
+    None (Potts). Returns (labels N of `label_dtype`, Q C x N float32). The per-pixel arrays
+    follow the operator's pixel order; Q comes back in image order."""
     channels, n = values.shape
     cp = -(-channels // _LANES) * _LANES
+    order = operator.pixel_order if iterations > 0 else None
     # float32 throughout, as the reference: a probability below float32's range counts as 0, which
     # changes no Q (its exp underflows whatever the message) and keeps one compiled kernel.
     values = np.ascontiguousarray(values, dtype=np.float32)
     potential = np.empty((n, cp), np.float32)  # -unary = log p
+    q = np.empty((n, cp), np.float32)
+    in_image_order = potential if order is None else q
     if is_unary:
-        _potential_from_energies(values, potential)
+        _potential_from_energies(values, in_image_order)
     else:
-        _potential_from_probabilities(values, potential)
+        _potential_from_probabilities(values, in_image_order)
+    if order is not None:
+        _gather_rows(in_image_order, order, potential)
     matrix = np.zeros((cp, cp) if compat is not None else (0, 0), np.float32)
     if compat is not None:
         matrix[:channels, :channels] = compat
-    q = np.empty((n, cp), np.float32)
     shares = splat_shares(n, operator.num_vertices) if iterations > 0 else 0
     no_extra = np.zeros((0, cp), np.float32)
     if iterations == 0 or not shares:
@@ -340,6 +359,9 @@ def mean_field_numba(values, is_unary, operator, compat, iterations, label_dtype
                 blur(vertex_values, *operator.blur)
                 _pixel_pass(potential, matrix, offsets, slice_weights, vertex_values, extra, q, True)
             del vertex_values, table
+    if order is not None:
+        _scatter_rows(q, order, potential)  # the log-potential is not needed again
+        q = potential
     del potential
     q_out = np.empty((channels, n), np.float32)
     labels = np.empty(n, label_dtype)
