@@ -6,7 +6,8 @@ import torch
 
 from pixseg.crf.exact import exact_filter
 from pixseg.crf.kernels import appearance_features, smoothness_features
-from pixseg.crf.lattice import PermutohedralLattice, _radix_argsort, splat_table
+from pixseg.crf.lattice import (PermutohedralLattice, _embed, _feature_bounds, _number_vertices, _radix_argsort,
+                                key_packing, scale_factors, splat_table)
 from pixseg.crf.lattice_torch import TorchLattice
 
 HEIGHT, WIDTH = 24, 32
@@ -115,6 +116,29 @@ def test_key_order_renames_the_vertices_and_filters_identically(name):
     assert (rename != np.arange(rename.size)).any()
     values = signals()
     np.testing.assert_array_equal(key_order.filter(values), first_seen.filter(values))
+
+
+@pytest.mark.parametrize("key_order", [False, True])
+def test_vertex_numbering_is_the_same_in_any_number_of_parts(key_order):
+    """Every pass of the numbering runs over ranges in parallel (CI has one thread: ranges forced)."""
+    features = FEATURES["appearance reference"]()
+    n, d = features.shape
+    scale = scale_factors(d)
+    lows, shifts, bits = key_packing(*_feature_bounds(features), scale)
+    keys, first = np.empty(n * (d + 1), np.int64), np.empty(n * (d + 1), np.int32)
+    _embed(features, scale, lows, shifts, keys, np.empty((n, d + 1), np.float32), first)
+    distinct, first_row, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    results = [_number_vertices(keys, first, bits, parts, 0 if key_order else distinct.size + 1) for parts in (1, 2, 3)]
+    vertex_of, sorted_keys, number, first_seen = results[0]
+    assert first_seen != key_order
+    np.testing.assert_array_equal(sorted_keys, distinct)
+    # Equal keys share a vertex, numbered by key or by the row where the key first appears.
+    rank = np.arange(distinct.size) if key_order else np.argsort(np.argsort(first_row))
+    np.testing.assert_array_equal(number, rank)
+    np.testing.assert_array_equal(vertex_of, rank[inverse.ravel()])
+    for other in results[1:]:
+        for expected, actual in zip(results[0], other):
+            np.testing.assert_array_equal(actual, expected)
 
 
 def test_identical_features_share_one_simplex():

@@ -233,47 +233,95 @@ def _radix_argsort(keys, bits, parts):
     return src_keys, src_order
 
 
+@njit(cache=True)
+def _part_bounds(size, parts):
+    """Boundaries of `parts` near-equal ranges of 0..size."""
+    return np.array([part * size // parts for part in range(parts + 1)], np.int64)
+
+
+@njit(cache=True, parallel=True)
+def _run_bases(sorted_keys, bounds):
+    """bases[p] = how many runs of equal keys start before range p of sorted_keys; bases[-1] = all."""
+    parts = bounds.size - 1
+    bases = np.zeros(parts + 1, np.int64)
+    for part in prange(parts):
+        for k in range(bounds[part], bounds[part + 1]):
+            bases[part + 1] += k == 0 or sorted_keys[k] != sorted_keys[k - 1]
+    for part in range(parts):
+        bases[part + 1] += bases[part]
+    return bases
+
+
+@njit(cache=True, parallel=True)
+def _first_seen_numbers(sorted_keys, order, bounds):
+    """number_at[c] = the vertex number of candidate c if it is the first appearance of its key
+    (the sort is stable, so that is the first candidate of each run), numbered in candidate order."""
+    count = sorted_keys.size
+    parts = bounds.size - 1
+    is_first = np.zeros(count, np.bool_)
+    for part in prange(parts):
+        for k in range(bounds[part], bounds[part + 1]):
+            if k == 0 or sorted_keys[k] != sorted_keys[k - 1]:
+                is_first[order[k]] = True
+    bases = np.zeros(parts + 1, np.int64)
+    for part in prange(parts):
+        for c in range(bounds[part], bounds[part + 1]):
+            bases[part + 1] += is_first[c]
+    for part in range(parts):
+        bases[part + 1] += bases[part]
+    number_at = np.empty(count, np.int32)
+    for part in prange(parts):
+        v = bases[part]
+        for c in range(bounds[part], bounds[part + 1]):
+            if is_first[c]:
+                number_at[c] = v
+                v += 1
+    return number_at
+
+
 @njit(cache=True, parallel=True)
 def _number_vertices(keys, first, bits, parts, key_order_from):
     """Number the distinct keys: in order of first appearance, or ascending when there are at least
     key_order_from of them. Only rows that are their own `first` are sorted; the others copy their
     first row's vertex. Returns the vertex of every row, the distinct keys ascending with the
-    vertex number of each, and whether the numbering is by first appearance."""
+    vertex number of each, and whether the numbering is by first appearance. Every pass runs over
+    `parts` ranges in parallel."""
     rows = keys.size
-    candidates = np.empty(rows, np.int32)
-    count = 0
-    for row in range(rows):
-        if first[row] == row:
-            candidates[count] = row
-            count += 1
-    candidates = candidates[:count]
+    row_bounds = _part_bounds(rows, parts)
+    own = np.zeros(parts + 1, np.int64)
+    for part in prange(parts):
+        for row in range(row_bounds[part], row_bounds[part + 1]):
+            own[part + 1] += first[row] == row
+    for part in range(parts):
+        own[part + 1] += own[part]
+    candidates = np.empty(own[parts], np.int32)
+    for part in prange(parts):
+        c = own[part]
+        for row in range(row_bounds[part], row_bounds[part + 1]):
+            if first[row] == row:
+                candidates[c] = row
+                c += 1
     sorted_keys, order = _radix_argsort(keys[candidates], bits, parts)
-    m = 0
-    for k in range(count):
-        m += k == 0 or sorted_keys[k] != sorted_keys[k - 1]
+    bounds = _part_bounds(candidates.size, parts)
+    bases = _run_bases(sorted_keys, bounds)
+    m = bases[parts]
     first_seen = m < key_order_from
-    number_at = np.empty(count if first_seen else 0, np.int32)
-    if first_seen:
-        # The sort is stable, so the first candidate of each run of equal keys is its first appearance.
-        is_first = np.zeros(count, np.bool_)
-        for k in range(count):
-            if k == 0 or sorted_keys[k] != sorted_keys[k - 1]:
-                is_first[order[k]] = True
-        v = 0
-        for c in range(count):
-            if is_first[c]:
-                number_at[c] = v
-                v += 1
-    vertex_of = np.empty(rows, np.int32)
+    number_at = _first_seen_numbers(sorted_keys, order, bounds) if first_seen else np.empty(0, np.int32)
     sorted_vertex_keys = np.empty(m, np.int64)
     number = np.empty(m, np.int32)
-    g = -1
-    for k in range(count):
-        if k == 0 or sorted_keys[k] != sorted_keys[k - 1]:
-            g += 1
-            sorted_vertex_keys[g] = sorted_keys[k]
-            number[g] = number_at[order[k]] if first_seen else g
-        vertex_of[candidates[order[k]]] = number[g]
+    for part in prange(parts):
+        g = bases[part]
+        for k in range(bounds[part], bounds[part + 1]):
+            if k == 0 or sorted_keys[k] != sorted_keys[k - 1]:
+                sorted_vertex_keys[g] = sorted_keys[k]
+                number[g] = number_at[order[k]] if first_seen else g
+                g += 1
+    vertex_of = np.empty(rows, np.int32)
+    for part in prange(parts):
+        g = bases[part] - 1
+        for k in range(bounds[part], bounds[part + 1]):
+            g += k == 0 or sorted_keys[k] != sorted_keys[k - 1]
+            vertex_of[candidates[order[k]]] = number[g]
     for row in prange(rows):  # a row's `first` is a candidate, numbered above
         vertex_of[row] = vertex_of[first[row]]
     return vertex_of, sorted_vertex_keys, number, first_seen
