@@ -13,7 +13,7 @@ import os
 import sys
 
 import numpy as np
-from numba import get_num_threads, set_num_threads
+from numba import get_num_threads, njit, prange, set_num_threads
 from tqdm import tqdm
 
 from pixseg.crf.kernels import appearance_features, message_operator, smoothness_features
@@ -271,7 +271,32 @@ def _where(mask):
     return f"label {c}, row {y}, column {x}"
 
 
+@njit(cache=True, parallel=True)
+def _probabilities_pass(probs):
+    """True when C x H x W probs hold no NaN and no negative value and every pixel's sum over the
+    labels (added label by label in probs' dtype, as numpy's sum over the first axis) is within
+    SUM_TOLERANCE of 1. One parallel pass; numpy's four took 2 ms of a 80 ms CRF call."""
+    channels, height, width = probs.shape
+    good = np.ones(height, np.bool_)
+    for y in prange(height):
+        total = probs[0, y].copy()
+        for c in range(channels):
+            row = probs[c, y]
+            for x in range(width):
+                value = row[x]
+                if not value >= 0:  # NaN or negative
+                    good[y] = False
+                if c > 0:
+                    total[x] += value
+        for x in range(width):
+            if not abs(total[x] - 1) <= SUM_TOLERANCE:
+                good[y] = False
+    return good.all()
+
+
 def _check_probabilities(probs):
+    if not _is_tensor(probs) and probs.dtype.kind == "f" and probs.dtype.itemsize >= 4 and _probabilities_pass(probs):
+        return
     xp = sys.modules["torch"] if _is_tensor(probs) else np
     bad = xp.isnan(probs)
     if bool(bad.any()):
