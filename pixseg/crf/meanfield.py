@@ -335,13 +335,11 @@ def mean_field_numba(values, is_unary, operator, compat, iterations, label_dtype
     values = np.ascontiguousarray(values, dtype=np.float32)
     potential = np.empty((n, cp), np.float32)  # -unary = log p
     q = np.empty((n, cp), np.float32)
-    in_image_order = potential if order is None else q
-    if is_unary:
-        _potential_from_energies(values, in_image_order)
-    else:
-        _potential_from_probabilities(values, in_image_order)
+    # With a pixel order, -unary is written in image order into q (not in use yet), then gathered.
+    potential_from = _potential_from_energies if is_unary else _potential_from_probabilities
+    potential_from(values, potential if order is None else q)
     if order is not None:
-        _gather_rows(in_image_order, order, potential)
+        _gather_rows(q, order, potential)
     matrix = np.zeros((cp, cp) if compat is not None else (0, 0), np.float32)
     if compat is not None:
         matrix[:channels, :channels] = compat
