@@ -29,7 +29,8 @@ print(pixseg.crf.keep_freed_memory(), resource.getrusage(resource.RUSAGE_SELF).r
 
 
 def run_churn(**environment):
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MALLOC_")}
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("MALLOC_") and key != "GLIBC_TUNABLES"}
     result = subprocess.run([sys.executable, "-c", CHURN], env={**env, **environment}, capture_output=True, text=True,
                             check=True)
     applied, faults = result.stdout.split()
@@ -38,9 +39,11 @@ def run_churn(**environment):
 
 def test_freed_memory_is_reused_without_page_faults():
     applied, faults = run_churn()
-    assert applied and faults < 200, faults
+    assert applied and faults < 20, faults
 
 
 def test_the_users_malloc_settings_win():
+    """glibc then unmaps the freed blocks and the next round faults its pages in again: 23,000
+    faults here, and at least one per 2 MB where the system backs the heap with huge pages."""
     applied, faults = run_churn(MALLOC_TRIM_THRESHOLD_="131072")
-    assert not applied and faults > 5000, faults
+    assert not applied and faults > 40, faults
