@@ -29,7 +29,7 @@ from skimage.transform import resize
 
 from pixseg.crf import CRF_PRESETS, dense_crf
 from pixseg.crf.inference import numba_operator
-from pixseg.crf.kernels import appearance_features, smoothness_features
+from pixseg.crf.features import appearance_features, smoothness_features
 from pixseg.crf.lattice import splat_table, table_parts
 
 HEIGHT, WIDTH, LABELS = 375, 500, 21

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pixseg.crf.grid_lattice import GridLattice, grid_filter
-from pixseg.crf.kernels import smoothness_features
+from pixseg.crf.features import smoothness_features
 from pixseg.crf.lattice import PermutohedralLattice
 
 # theta below 1 leaves untouched cells inside a lattice row (pixels sparser than the lattice);

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pixseg.crf.exact import exact_filter
-from pixseg.crf.kernels import appearance_features, smoothness_features
+from pixseg.crf.features import appearance_features, smoothness_features
 from pixseg.crf.lattice import (PermutohedralLattice, _embed, _feature_bounds, _number_vertices, _radix_argsort,
                                 key_packing, scale_factors, splat_table)
 from pixseg.crf.lattice_torch import TorchLattice

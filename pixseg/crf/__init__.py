@@ -2,9 +2,10 @@
 
 Pieces: `lattice` / `lattice_torch` (the permutohedral lattice, built once per feature set and
 filtered many times), `grid_lattice` (the same lattice on the pixel grid, for the smoothness kernel
-on the numba backend), `kernels` (features, normalisation, the summed message operator), `meanfield`
-(the inference loop), `inference` (dense_crf, input checks), `exact` (O(N^2) ground truth), `params`,
-`heap` (glibc keeps freed memory for the next call; applied on import).
+on the numba backend), `features` (per-pixel lattice features), `kernels` (normalisation, the summed
+message operator), `meanfield` (the inference loop), `inference` (dense_crf, input checks), `exact`
+(O(N^2) ground truth), `params`, `heap` (glibc keeps freed memory for the next call; applied on
+import).
 """
 
 from pixseg.crf.exact import exact_filter

@@ -1,13 +1,14 @@
 """The permutohedral lattice of the pixel grid, for the smoothness kernel (features (x, y) / theta).
 
 Same lattice, simplices, barycentric weights, blur and slice as `PermutohedralLattice` on
-`smoothness_features` (the per-pixel arithmetic is shared, so pixels land in the same simplices), but
-the regular grid lets it skip the general machinery. In d = 2 a vertex key (k0, k1) has
-t = k0 + k1 growing with the image row and s = (k0 - k1) / 3 with the column, s = t mod 2, and its
-blur neighbours are (t + 1, s + 1) (axis 0), (t + 1, s - 1) (axis 1) and (t - 2, s) (axis 2), the
-opposite steps included. So the vertices are cells of a dense array: row r = t - t_lo and column
-(s - s_lo - r mod 2) / 2 + 1 (one zero column of padding each side), with a mask of the cells some
-pixel touches (the rest stay zero, as absent vertices are in the reference's hash table).
+`smoothness_features` (the per-pixel arithmetic, `block_simplices`, is shared, so pixels land in
+the same simplices), but the regular grid lets it skip the general machinery. In d = 2 a vertex
+key (k0, k1) has t = k0 + k1 growing with the image row and s = (k0 - k1) / 3 with the column,
+s = t mod 2, and its blur neighbours are (t + 1, s + 1) (axis 0), (t + 1, s - 1) (axis 1) and
+(t - 2, s) (axis 2), the opposite steps included. So the vertices are cells of a dense array:
+row r = t - t_lo and column (s - s_lo - r mod 2) / 2 + 1 (one zero column of padding each side),
+with a mask of the cells some pixel touches (the rest stay zero, as absent vertices are in the
+reference's hash table).
 
 Filtering streams through the image instead of sweeping a whole vertex table once per axis: a front
 moves down the lattice rows; at each step it splats the pixel rows whose vertices start there,
@@ -23,7 +24,8 @@ so the result may overwrite the values in place.
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-from pixseg.crf.lattice import FASTMATH, enclosing_simplex, scale_factors
+from pixseg.crf.features import smoothness_features
+from pixseg.crf.lattice import FASTMATH, block_simplices, key_packing, scale_factors
 
 # Lattice rows each blur stage lags the front: axis 0 needs row r + 1 splatted, axis 1 row r + 1
 # blurred along axis 0, axis 2 row r + 2 blurred along axis 1.
@@ -35,36 +37,39 @@ _CELL = 8  # a cell's values are padded to whole 8-lane vectors (C' of the mean 
 # Fewest image rows per band. Bands splat the image rows around them again (about 8 on each side
 # at theta = 1 to 3), so there are only as many bands as threads.
 _ROWS_PER_BAND = 32
+_SIMPLEX_BLOCK = 128  # pixels of a row whose simplices are found together (see block_simplices)
 
 
 @njit(cache=True, parallel=True)
-def _grid_simplices(height, width, theta, scale, t_of, s_of, weights, row_bounds):
+def _grid_simplices(features, width, scale, lows, shifts, t_of, s_of, weights, row_bounds):
     """For every pixel (row-major) the (t, s) of its 3 simplex vertices and their barycentric
-    weights, from the features x / theta, y / theta rounded to float32 as `smoothness_features`;
-    row_bounds[y] = the least and greatest t and s of image row y."""
+    weights, from its `smoothness_features` (packed as `key_packing` gives lows and shifts; field 1
+    holds the low bits); row_bounds[y] = the least and greatest t and s of image row y."""
+    height = features.shape[0] // width
+    ones = (np.int64(1) << shifts[0]) + (np.int64(1) << shifts[1])
+    low_bits = (np.int64(1) << shifts[0]) - 1
     for y in prange(height):
-        point = np.empty(2, np.float32)
-        elevated = np.empty(3, np.float32)
-        rem0 = np.empty(3, np.float32)
-        rank = np.empty(3, np.int64)
-        by_rank = np.empty(3, np.int64)
-        bary = np.empty(4, np.float32)
-        point[1] = np.float32(np.float64(y) / theta)
+        columns = np.empty((2, _SIMPLEX_BLOCK), np.float32)
+        elevated = np.empty((3, _SIMPLEX_BLOCK), np.float32)
+        rem0 = np.empty((3, _SIMPLEX_BLOCK), np.float32)
+        rank = np.empty((4, _SIMPLEX_BLOCK), np.int64)
+        bary = np.empty((4, _SIMPLEX_BLOCK), np.float32)
+        keys = np.empty((3, _SIMPLEX_BLOCK), np.int64)
         t_min, t_max, s_min, s_max = 2147483647, -2147483647, 2147483647, -2147483647
-        for x in range(width):
-            i = y * width + x
-            point[0] = np.float32(np.float64(x) / theta)
-            enclosing_simplex(point, scale, elevated, rem0, rank, by_rank, bary)
-            k0, k1 = np.int64(rem0[0]), np.int64(rem0[1])
-            for r in range(3):
-                t, s = k0 + k1, (k0 - k1) // 3
-                t_of[i, r], s_of[i, r] = t, s
-                t_min, t_max = min(t_min, t), max(t_max, t)
-                s_min, s_max = min(s_min, s), max(s_max, s)
-                weights[i, r] = bary[r]
-                loser = by_rank[2 - r]
-                k0 += -2 if loser == 0 else 1
-                k1 += -2 if loser == 1 else 1
+        for start in range(y * width, (y + 1) * width, _SIMPLEX_BLOCK):
+            count = min(_SIMPLEX_BLOCK, (y + 1) * width - start)
+            block_simplices(features, start, count, scale, lows, shifts, ones, columns, elevated, rem0, rank, bary,
+                            keys)
+            for p in range(count):
+                i = start + p
+                for r in range(3):
+                    k0 = (keys[r, p] >> shifts[0]) + lows[0]
+                    k1 = (keys[r, p] & low_bits) + lows[1]
+                    t, s = k0 + k1, (k0 - k1) // 3
+                    t_of[i, r], s_of[i, r] = t, s
+                    t_min, t_max = min(t_min, t), max(t_max, t)
+                    s_min, s_max = min(s_min, s), max(s_max, s)
+                    weights[i, r] = bary[r, p]
         row_bounds[y, 0], row_bounds[y, 1], row_bounds[y, 2], row_bounds[y, 3] = t_min, t_max, s_min, s_max
 
 
@@ -278,8 +283,11 @@ class GridLattice:
         self.cols = np.empty((n, 3), np.int32)
         self.weights = np.empty((n, 3), np.float32)
         bounds = np.empty((self.height, 4), np.int64)
-        _grid_simplices(self.height, self.width, float(np.float32(theta)), scale_factors(2), self.rows, self.cols,
-                        self.weights, bounds)
+        features = smoothness_features(self.height, self.width, theta)
+        scale = scale_factors(2)
+        # The features grow along rows and down columns: the first and last pixels bound them.
+        lows, shifts, _ = key_packing(features[0], np.maximum(features[self.width - 1], features[-1]), scale)
+        _grid_simplices(features, self.width, scale, lows, shifts, self.rows, self.cols, self.weights, bounds)
         t_lo, s_lo = bounds[:, 0].min() & ~1, bounds[:, 2].min() & ~1  # even, so r = t mod 2
         present = np.zeros((int(bounds[:, 1].max() - t_lo) + 1, int(bounds[:, 3].max() - s_lo) // 2 + 3), np.bool_)
         _grid_cells(self.rows, self.cols, self.width, t_lo, s_lo, present)

@@ -16,7 +16,8 @@ import numpy as np
 from numba import get_num_threads, njit, prange, set_num_threads
 from tqdm import tqdm
 
-from pixseg.crf.kernels import appearance_features, message_operator, smoothness_features
+from pixseg.crf.features import appearance_features, smoothness_features
+from pixseg.crf.kernels import message_operator
 from pixseg.crf.grid_lattice import GridLattice
 from pixseg.crf.lattice import PermutohedralLattice
 from pixseg.crf.meanfield import mean_field_numba, mean_field_torch

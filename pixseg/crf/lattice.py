@@ -112,63 +112,17 @@ def _feature_bounds(features):
     return low, high
 
 
-@njit(cache=True, inline="always")  # called per point: inlined, it costs nothing over the loop body
-def enclosing_simplex(point, scale, elevated, rem0, rank, by_rank, bary):
-    """The simplex of the lattice holding one feature vector (d values), in float32 arithmetic in
-    the reference's order, so that points land in the same simplices: rem0 becomes its vertex 0
-    (the nearest point of the 0-coloured sublattice, adjusted), by_rank[r] the coordinate ranked r
-    by remainder, bary (d+2 entries) the barycentric weights. The other arguments are scratch
-    arrays of d+1 entries."""
-    d = point.size
-    d1 = d + 1
-    down = np.float32(1.0 / d1)
-    up = np.float32(d1)
-    total = np.float32(0.0)
-    for j in range(d, 0, -1):
-        cf = point[j - 1] * scale[j - 1]
-        elevated[j] = total - np.float32(j) * cf
-        total += cf
-    elevated[0] = total
-    # The nearest point of the 0-coloured sublattice, then the simplex holding the point:
-    # rank[i] is the position of coordinate i in decreasing order of its remainder.
-    rounded_sum = 0
-    for i in range(d1):
-        v = np.rint(down * elevated[i])
-        rem0[i] = v * up
-        rounded_sum += np.int64(v)
-    rank[:] = 0
-    for i in range(d):
-        di = elevated[i] - rem0[i]
-        for j in range(i + 1, d1):
-            smaller = di < elevated[j] - rem0[j]  # branch-free: remainders are random
-            rank[i] += smaller
-            rank[j] += 1 - smaller
-    for i in range(d1):
-        rank[i] += rounded_sum
-        if rank[i] < 0:
-            rank[i] += d1
-            rem0[i] += up
-        elif rank[i] > d:
-            rank[i] -= d1
-            rem0[i] -= up
-        by_rank[rank[i]] = i
-    bary[:] = 0.0
-    for i in range(d1):
-        v = (elevated[i] - rem0[i]) * down
-        bary[d - rank[i]] += v
-        bary[d - rank[i] + 1] -= v
-    bary[0] += np.float32(1.0) + bary[d + 1]
-
-
 @njit(cache=True)
-def _block_simplices(features, start, count, scale, lows, shifts, ones, columns, elevated, rem0, rank, bary, keys):
-    """`enclosing_simplex` for the `count` points from `start` at once, each step a loop over the
-    points, so that it vectorises (one point at a time is a chain of scalar steps: 8.8 against
-    4.3 ms for the 5-D features of a 500 x 375 photo): per point the packed key of each simplex
-    vertex (keys[r], vertex r) and the barycentric weights (bary[r]). The arithmetic per point is
-    enclosing_simplex's, operation for operation, so the results are the same to the bit. Scratch
-    arrays have the point index last: columns d rows, elevated and rem0 d+1, rank d+2 (the last
-    for the rounded sums), bary d+2 (the last doubles as a running total before the weights)."""
+def block_simplices(features, start, count, scale, lows, shifts, ones, columns, elevated, rem0, rank, bary, keys):
+    """The enclosing simplices of the `count` feature vectors (d values each) from row `start`, in
+    float32 arithmetic in the reference's order, so that points land in the same simplices: per
+    point the packed key of each simplex vertex (keys[r], vertex r; vertex 0 is the nearest point
+    of the 0-coloured sublattice, adjusted) and the barycentric weights (bary[r]).
+
+    Each step is a loop over the points, so that it vectorises (one point at a time is a chain of
+    scalar steps: 8.8 against 4.3 ms for the 5-D features of a 500 x 375 photo). Scratch arrays
+    have the point index last: columns d rows, elevated and rem0 d+1, rank d+2 (the last for the
+    rounded sums), bary d+2 (the last doubles as a running total before the weights)."""
     d = features.shape[1]
     d1 = d + 1
     down = np.float32(1.0 / d1)
@@ -266,7 +220,7 @@ def _embed(features, scale, lows, shifts, keys, weights, first):
         stop = min(n, (chunk + 1) * _EMBED_CHUNK)
         for start in range(chunk * _EMBED_CHUNK, stop, _EMBED_BLOCK):
             count = min(_EMBED_BLOCK, stop - start)
-            _block_simplices(features, start, count, scale, lows, shifts, ones, columns, elevated, rem0, rank, bary,
+            block_simplices(features, start, count, scale, lows, shifts, ones, columns, elevated, rem0, rank, bary,
                              block_keys)
             for p in range(count):
                 for r in range(d1):
