@@ -6,10 +6,10 @@ Every timing is a whole call as a user makes it: for pixseg `dense_crf(image, pr
 -log, both lattices, inference, labels and Q); for the reference the same -log, DenseCRF2D set-up,
 both pairwise terms, inference and argmax. Each method runs once untimed per image and iteration
 count (in a fresh process the first touch of new memory costs up to 2 ms per MB here), then the
-methods alternate within each repeat; the median is reported, with the ratio to pydensecrf2
-(target for numba: <= 0.33). Then peak memory of one numba
-call (tracemalloc) against the bound "3 x Q plus the lattice" (the lattice: its merged tables and
-value buffers), and CUDA timings when a GPU is there.
+methods alternate within each repeat; the median is reported, with the ratio to pydensecrf2 (the
+median of the repeats' ratios, see `paired_ratio`; target for numba: <= 0.33). Then peak memory
+of one numba call (tracemalloc) against the bound "3 x Q plus the lattice" (the lattice: its merged
+tables and value buffers), and CUDA timings when a GPU is there.
 
     .venv/bin/python benchmarks/crf_speed.py [--repeats 5] [--presets deeplab_v2 reference] [--no-torch]
 """
@@ -66,6 +66,13 @@ def reference_crf(image, probs, iterations, appearance, smoothness):
     crf.addPairwiseBilateral(sxy=theta_a, srgb=theta_b, rgbim=image, compat=w1)
     q = np.array(crf.inference(iterations))
     return q.argmax(0).reshape(HEIGHT, WIDTH), q
+
+
+def paired_ratio(times, reference_times):
+    """The median over repeats of each time over the reference's time in the same repeat: the two
+    calls run back to back, so a slow spell of the shared machine (here up to 1.5 times, lasting
+    seconds) scales both, where a ratio of medians would mix spells."""
+    return statistics.median(time / reference for time, reference in zip(times, reference_times))
 
 
 def seconds(function):
@@ -135,12 +142,12 @@ def main():
                         times[method].append(seconds(calls[method]))
                 median = {method: statistics.median(values) for method, values in times.items()}
                 agree = (calls["numba"]()[0] == calls["pydensecrf2"]()[0]).mean()
-                ratio = median["numba"] / median["pydensecrf2"]
+                ratio = paired_ratio(times["numba"], times["pydensecrf2"])
                 ratios.setdefault((preset, "photo" if name in PHOTOS else "random"), []).append(ratio)
                 line = f"{name:<10} {iterations:>5} " + " ".join(f"{median[m]:>11.3f}" for m in methods)
                 line += f"  {ratio:>9.2f}"
                 if "torch" in methods:
-                    line += f"  {median['torch'] / median['pydensecrf2']:>9.2f}"
+                    line += f"  {paired_ratio(times['torch'], times['pydensecrf2']):>9.2f}"
                 print(line + f"  {100 * agree:>11.2f}%", flush=True)
     print(f"\nload average now {os.getloadavg()[0]:.1f}; numba / pydensecrf2, worst case per preset and "
           f"image kind (target <= 0.33):")
