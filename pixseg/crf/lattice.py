@@ -633,5 +633,5 @@ class PermutohedralLattice:
                 position += last - first
             axis_starts.append(sum(part.size for part in bounds))
         bounds.append(np.array([position], np.int64))
-        return (np.concatenate(vertices).astype(np.int32), np.concatenate(bounds).astype(np.int64),
-                np.array(axis_starts, np.int64))
+        return (np.concatenate(vertices).astype(np.int32, copy=False),
+                np.concatenate(bounds).astype(np.int64, copy=False), np.array(axis_starts, np.int64))
