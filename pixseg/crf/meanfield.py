@@ -12,7 +12,8 @@ pass over the pixels (slice the blurred values, add the grid message and the log
 softmax). On lattices small next to the image the
 splat is fused into that pass (each new row of Q scattered at once into per-thread tables); on
 large ones it is a separate gather. Q and the log-potential are kept N x C' with C padded to a
-multiple of 8 (log-potential -inf, so padded labels have Q = 0).
+multiple of 8 (log-potential -inf, so padded labels have Q = 0), their rows in the operator's pixel
+order (see `kernels.message_operator`).
 
 Vectorisation notes, from reading the generated code: numba leaves LLVM's SLP vectoriser off, so
 only loops vectorise, never unrolled straight-line code; exp and log are polynomials on bit patterns
