@@ -280,15 +280,13 @@ def _probabilities_pass(probs):
     channels, height, width = probs.shape
     good = np.ones(height, np.bool_)
     for y in prange(height):
-        total = probs[0, y].copy()
+        total = np.zeros(width, probs.dtype)
         for c in range(channels):
             row = probs[c, y]
             for x in range(width):
-                value = row[x]
-                if not value >= 0:  # NaN or negative
+                if not row[x] >= 0:  # NaN or negative
                     good[y] = False
-                if c > 0:
-                    total[x] += value
+                total[x] += row[x]
         for x in range(width):
             if not abs(total[x] - 1) <= SUM_TOLERANCE:
                 good[y] = False

@@ -283,9 +283,7 @@ def _run_bases(sorted_keys, bounds):
     for part in prange(parts):
         for k in range(bounds[part], bounds[part + 1]):
             bases[part + 1] += k == 0 or sorted_keys[k] != sorted_keys[k - 1]
-    for part in range(parts):
-        bases[part + 1] += bases[part]
-    return bases
+    return np.cumsum(bases)
 
 
 @njit(cache=True, parallel=True)
@@ -303,8 +301,7 @@ def _first_seen_numbers(sorted_keys, order, bounds):
     for part in prange(parts):
         for c in range(bounds[part], bounds[part + 1]):
             bases[part + 1] += is_first[c]
-    for part in range(parts):
-        bases[part + 1] += bases[part]
+    bases = np.cumsum(bases)
     number_at = np.empty(count, np.int32)
     for part in prange(parts):
         v = bases[part]
@@ -328,8 +325,7 @@ def _number_vertices(keys, first, bits, parts, key_order_from):
     for part in prange(parts):
         for row in range(row_bounds[part], row_bounds[part + 1]):
             own[part + 1] += first[row] == row
-    for part in range(parts):
-        own[part + 1] += own[part]
+    own = np.cumsum(own)
     candidates = np.empty(own[parts], np.int32)
     for part in prange(parts):
         c = own[part]
