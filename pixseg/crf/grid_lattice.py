@@ -25,6 +25,7 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from pixseg.crf.features import smoothness_features
+from pixseg.crf.lanes import add_scaled
 from pixseg.crf.lattice import FASTMATH, block_simplices, key_packing, scale_factors
 
 # Lattice rows each blur stage lags the front: axis 0 needs row r + 1 splatted, axis 1 row r + 1
@@ -143,24 +144,17 @@ def _splat_row(sources, rows, cols, weights, ring, start, wrap):
         for e in range(3):
             r = rows[x, e]
             if r >= start:
-                cell = ring[r & wrap, cols[x, e]]
-                w = weights[x, e]
-                for k in range(c):
-                    cell[k] += w * source[k]
+                add_scaled(ring[r & wrap, cols[x, e]][:c], source, weights[x, e])
 
 
 @njit(cache=True, fastmath=FASTMATH)
 def _slice_row(ring, rows, cols, weights, wrap, out):
     """out[x] = sum_e weights[x, e] * the ring cell of vertex e of pixel x (one image row)."""
-    c = out.shape[1]
     for x in range(out.shape[0]):
         target = out[x]
         target[:] = 0.0
         for e in range(3):
-            cell = ring[rows[x, e] & wrap, cols[x, e]]
-            w = weights[x, e]
-            for k in range(c):
-                target[k] += w * cell[k]
+            add_scaled(target, ring[rows[x, e] & wrap, cols[x, e]], weights[x, e])
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)

@@ -34,6 +34,7 @@ import math
 import numpy as np
 from numba import get_num_threads, njit, prange
 
+from pixseg.crf.lanes import add_scaled, blur_step
 from pixseg.crf.prefetch import prefetch_row
 
 # Reassociation and contraction only: energies may legitimately be +-inf, so no "ninf"/"nnan".
@@ -463,7 +464,6 @@ def splat_table(offsets, weights, num_vertices, parts):
 def splat(values, starts, points, point_weights, out):
     """out[v] = sum over the points i that touch vertex v of their weight * values[i] (N x C' rows
     in, M x C' out), in parallel over the vertices: each row is written once, no private buffers."""
-    c = values.shape[1]
     total = points.size
     for v in prange(out.shape[0]):
         row = out[v]
@@ -471,10 +471,7 @@ def splat(values, starts, points, point_weights, out):
         for t in range(starts[v], starts[v + 1]):
             if t + _SPLAT_AHEAD < total:
                 prefetch_row(values, points[t + _SPLAT_AHEAD])
-            source = values[points[t]]
-            w = point_weights[t]
-            for k in range(c):
-                row[k] += w * source[k]
+            add_scaled(row, values[points[t]], point_weights[t])
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
@@ -501,30 +498,19 @@ def blur(values, vertices, bounds, axis_starts):
                 for t in range(bounds[chain], last):
                     if t + _BLUR_AHEAD < vertices.size:
                         prefetch_row(values, vertices[t + _BLUR_AHEAD])
-                    row = values[vertices[t]]
-                    after = values[vertices[t + 1]]
-                    for k in range(c):
-                        old = row[k]
-                        row[k] = old + half * (after[k] + previous[k])
-                        previous[k] = old
-                row = values[vertices[last]]
-                for k in range(c):
-                    row[k] += half * previous[k]
+                    blur_step(values[vertices[t]], values[vertices[t + 1]], previous, half)
+                add_scaled(values[vertices[last]], previous, half)
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def slice_rows(blurred, offsets, slice_weights, out):
     """out[i] = sum over the entries e of point i of slice_weights[i, e] * blurred[offsets[i, e]]."""
     n, entries = offsets.shape
-    c = out.shape[1]
     for i in prange(n):
         row = out[i]
         row[:] = 0.0
         for e in range(entries):
-            source = blurred[offsets[i, e]]
-            w = slice_weights[i, e]
-            for k in range(c):
-                row[k] += w * source[k]
+            add_scaled(row, blurred[offsets[i, e]], slice_weights[i, e])
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)

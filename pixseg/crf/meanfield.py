@@ -25,6 +25,7 @@ turns vector loads into gathers.
 import numpy as np
 from numba import get_num_threads, njit, prange
 
+from pixseg.crf.lanes import add_scaled
 from pixseg.crf.lattice import FASTMATH, blur, splat, splat_table, table_parts
 from pixseg.crf.prefetch import prefetch_row
 
@@ -143,10 +144,7 @@ def _block_logits(start, count, stop, potential, compat, offsets, slice_weights,
                 for k in range(cp):
                     message[k] = 0.0
             for e in range(entries):
-                source = blurred[offsets[i, e]]
-                w = slice_weights[i, e]
-                for k in range(cp):
-                    message[k] += w * source[k]
+                add_scaled(message, blurred[offsets[i, e]], slice_weights[i, e])
         if compat.shape[0] == 0:
             for k in range(cp):
                 logit[k] = potential[i, k] + message[k]
@@ -199,10 +197,7 @@ def _pixel_pass_splat(potential, compat, offsets, slice_weights, blurred, extra,
                 q[start:start + count] = rows[:count]
             for p in range(count):
                 for e in range(offsets.shape[1]):
-                    vertex = target[offsets[start + p, e]]
-                    w = splat_weights[start + p, e]
-                    for k in range(cp):
-                        vertex[k] += w * rows[p, k]
+                    add_scaled(target[offsets[start + p, e]], rows[p], splat_weights[start + p, e])
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
@@ -211,9 +206,7 @@ def _sum_shares(tables, into):
     for v in prange(tables.shape[1]):
         row = tables[into, v]
         for share in range(2, tables.shape[0]):
-            part = tables[share, v]
-            for k in range(row.size):
-                row[k] += part[k]
+            add_scaled(row, tables[share, v], np.float32(1.0))
 
 
 @njit(cache=True, fastmath=FASTMATH)
