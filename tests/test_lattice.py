@@ -73,12 +73,14 @@ def test_barycentric_weights_are_a_partition_of_unity():
     assert lattice.offsets.min() >= 0 and lattice.offsets.max() < lattice.num_vertices
 
 
+@pytest.mark.parametrize("key_order_from", [None, 1])
 @pytest.mark.parametrize("name", ["smoothness theta 3", "appearance reference"])
-def test_blur_chains_follow_the_lattice_neighbours(name):
+def test_blur_chains_follow_the_lattice_neighbours(name, key_order_from):
     """Every link of a numba blur chain is a lattice neighbour along its axis, and every pair of
-    neighbours is a link: checked against the torch lattice's neighbour table (its own numbering)."""
+    neighbours is a link: checked against the torch lattice's neighbour table (its own numbering),
+    for both vertex numberings. Chains of one axis come ordered by their first vertex."""
     features = FEATURES[name]()
-    chained = PermutohedralLattice(features)
+    chained = PermutohedralLattice(features, key_order_from)
     table = TorchLattice(torch.from_numpy(features))
     m = table.num_vertices
     to_table = np.empty(m, np.int64)
@@ -87,6 +89,8 @@ def test_blur_chains_follow_the_lattice_neighbours(name):
     neighbours = table.neighbours.numpy()
     assert axis_starts.size == features.shape[1] + 2
     for axis in range(features.shape[1] + 1):
+        heads = vertices[bounds[axis_starts[axis]:axis_starts[axis + 1]]]
+        assert (np.diff(heads) > 0).all()
         links = set()
         for chain in range(axis_starts[axis], axis_starts[axis + 1]):
             members = to_table[vertices[bounds[chain]:bounds[chain + 1]]]

@@ -11,7 +11,8 @@ Vertices are found without a hash table: every vertex key (its integer lattice c
 packed into one int64; keys that a small cache of recent keys does not already match (nearby pixels
 share most vertices) are radix-sorted, and equal neighbours in that order are one vertex. The
 lattice neighbour of a vertex along axis j has packed key `key + delta_j`, and adding a constant
-keeps the sorted order, so every vertex's successor comes from one linear merge per axis. Vertices
+keeps the sorted order, so one sweep of the sorted keys per axis finds every vertex's successor
+and, meeting each vertex after its predecessor, its place in the blur's chains. Vertices
 are numbered in order of first appearance in the points, so consecutive pixels touch nearby rows
 in the splat and slice; or, on lattices of at least `key_order_from` vertices, in key order, which
 suits the blur of large tables: the successors of consecutive vertices along an axis are again
@@ -361,43 +362,53 @@ def _number_vertices(keys, first, bits, parts, key_order_from):
 
 
 @njit(cache=True, parallel=True)
-def _successors(sorted_vertex_keys, number, deltas):
-    """successors[j, v] = the vertex whose key is key_v + deltas[j] (M where absent): one linear
-    merge per axis over the keys in sorted order (adding a constant keeps the order), mapped to
-    the vertex numbers."""
-    m = sorted_vertex_keys.size
-    d1 = deltas.size
-    out = np.empty((d1, m), np.int32)
-    for j in prange(d1):
-        u = 0
-        for g in range(m):
-            target = sorted_vertex_keys[g] + deltas[j]
-            while u < m and sorted_vertex_keys[u] < target:
-                u += 1
-            out[j, number[g]] = number[u] if u < m and sorted_vertex_keys[u] == target else m
-    return out
-
-
-@njit(cache=True, parallel=True)
-def _chains(successors):
+def _chains(sorted_keys, number, deltas):
     """The blur's chains: along each axis j, the maximal runs v, succ(v), succ(succ(v)), ... of two
-    or more vertices (a vertex with no neighbour along j keeps its value in that blur pass, so it
-    is in no chain). Returns (vertices, bounds, axis_starts): chain c is
-    vertices[bounds[c]:bounds[c+1]], from its -delta end, and axis j owns chains axis_starts[j] to
-    axis_starts[j+1]. Chains of one axis are ordered by their first vertex, so a blur pass sweeps
-    memory roughly in order."""
-    d1, m = successors.shape
-    has_predecessor = np.zeros((d1, m), np.bool_)
+    or more vertices, succ(v) the vertex whose key is key_v + deltas[j] (a vertex with no neighbour
+    along j keeps its value in that blur pass, so it is in no chain). Returns (vertices, bounds,
+    axis_starts): chain c is vertices[bounds[c]:bounds[c+1]] (vertex numbers), from its -delta
+    end, and axis j owns chains axis_starts[j] to axis_starts[j+1], ordered by their first vertex.
+
+    Found in the keys' sorted order (index g; the vertex number is number[g]): adding deltas[j]
+    keeps the order, so one sweep in the direction of deltas[j] meets each vertex after its
+    predecessor, and finds successors with a pointer that only moves forward. Each vertex gets its
+    chain and its depth in it from its predecessor; no chain is walked (a walk jumps across the
+    table at every step)."""
+    m = sorted_keys.size
+    d1 = deltas.size
+    chain_of = np.empty((d1, m), np.int32)
+    depth = np.empty((d1, m), np.int32)
     chain_counts = np.zeros(d1, np.int64)
     vertex_counts = np.zeros(d1, np.int64)
     for j in prange(d1):
-        for v in range(m):
-            if successors[j, v] < m:
-                has_predecessor[j, successors[j, v]] = True
-        for v in range(m):
-            linked = successors[j, v] < m
-            chain_counts[j] += linked and not has_predecessor[j, v]
-            vertex_counts[j] += linked or has_predecessor[j, v]
+        delta = deltas[j]
+        own, deep = chain_of[j], depth[j]
+        own[:] = -1
+        chains = 0
+        members = 0
+        u = 0 if delta > 0 else m - 1
+        for step in range(m):
+            g = step if delta > 0 else m - 1 - step
+            target = sorted_keys[g] + delta
+            if delta > 0:
+                while u < m and sorted_keys[u] < target:
+                    u += 1
+                linked = u < m and sorted_keys[u] == target
+            else:
+                while u >= 0 and sorted_keys[u] > target:
+                    u -= 1
+                linked = u >= 0 and sorted_keys[u] == target
+            if linked:
+                if own[g] < 0:  # no predecessor: a chain starts here
+                    own[g] = chains
+                    deep[g] = 0
+                    chains += 1
+                    members += 1
+                own[u] = own[g]
+                deep[u] = deep[g] + 1
+                members += 1
+        chain_counts[j] = chains
+        vertex_counts[j] = members
     axis_starts = np.zeros(d1 + 1, np.int64)
     first_vertex = np.zeros(d1 + 1, np.int64)
     for j in range(d1):
@@ -407,16 +418,33 @@ def _chains(successors):
     bounds = np.empty(axis_starts[d1] + 1, np.int64)
     bounds[axis_starts[d1]] = first_vertex[d1]
     for j in prange(d1):
-        c, k = axis_starts[j], first_vertex[j]
-        for head in range(m):
-            if successors[j, head] < m and not has_predecessor[j, head]:
-                bounds[c] = k
-                c += 1
-                v = head
-                while v < m:
-                    vertices[k] = v
-                    k += 1
-                    v = successors[j, v]
+        count = chain_counts[j]
+        # Chains are numbered in sweep order; rank them by their first vertex's number instead,
+        # so that a blur pass sweeps the table roughly in order whatever the numbering.
+        own, deep = chain_of[j], depth[j]
+        chain_at = np.full(m, -1, np.int32)
+        for g in range(m):
+            if own[g] >= 0 and deep[g] == 0:
+                chain_at[number[g]] = own[g]
+        rank = np.empty(count, np.int32)
+        r = 0
+        for v in range(m):
+            if chain_at[v] >= 0:
+                rank[chain_at[v]] = r
+                r += 1
+        sizes = np.zeros(count, np.int64)
+        for g in range(m):
+            if own[g] >= 0:
+                sizes[rank[own[g]]] += 1
+        starts = np.empty(count, np.int64)
+        position = first_vertex[j]
+        for c in range(count):
+            starts[c] = position
+            bounds[axis_starts[j] + c] = position
+            position += sizes[c]
+        for g in range(m):
+            if own[g] >= 0:
+                vertices[starts[rank[own[g]]] + deep[g]] = number[g]
     return vertices, bounds, axis_starts
 
 
@@ -574,7 +602,7 @@ class PermutohedralLattice:
         self.offsets = vertex_of.reshape(n, d + 1)
         self.num_vertices = number.size
         self.numbering = "first_seen" if first_seen else "key"
-        self.chains = _chains(_successors(sorted_vertex_keys, number, neighbour_deltas(shifts)))
+        self.chains = _chains(sorted_vertex_keys, number, neighbour_deltas(shifts))
         # The reference's correction for the blur's extra weight on the centre (see Adams et al.).
         self.alpha = np.float32(1.0 / (1.0 + 2.0 ** -d))
 
