@@ -147,7 +147,9 @@ class _FusedSum(torch.autograd.Function):
         lse1 = sum1.log().add_(top.squeeze(1))
         lse = torch.logaddexp(s0, lse1)
         s_y = logits.gather(1, labels.unsqueeze(1)).squeeze(1)
-        pixel = (ws + wp) * lse - ws * s_y - wp * torch.where(objects, lse1, s0)
+        # Differences from lse, never below zero in floating point (lse >= lse1 >= s_y and lse >= s0 as
+        # computed): (ws + wp) lse - ws s_y - wp lse1 lost that and went negative by an ulp of lse.
+        pixel = ws * (lse - s_y) + wp * (lse - torch.where(objects, lse1, s0))
         ctx.save_for_backward(buffer, sum1, labels, valid, objects, s0, lse1, lse)
         ctx.weights = (ws, wp)
         return torch.where(valid, pixel, 0).sum()

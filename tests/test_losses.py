@@ -165,6 +165,16 @@ def test_every_loss_is_finite_and_non_negative_for_extreme_logits(name, reductio
     assert torch.isfinite(logits.grad).all()
 
 
+@pytest.mark.parametrize("label", [0, 1])
+def test_fused_loss_is_never_below_zero_when_one_logit_dominates(label):
+    """Found by hypothesis: with logit 91 against -1e4 the loss is 0 up to rounding, and the first form
+    of the sum, (ws + wp) lse - ws s_y - wp lse1, came out at -3.8e-6."""
+    logits = torch.full((1, 4, 1, 1), -1e4)
+    logits[0, label] = 91.0
+    for loss in (FusedLoss(), FusedLoss(ws=0.3, wp=0.7), PositiveSharingLoss()):
+        assert loss(logits, torch.tensor([[[label]]])) >= 0
+
+
 @pytest.mark.parametrize("reduction", ["mean", "batch"])
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_all_void_batch_gives_zero_loss_and_zero_gradient(name, reduction):
