@@ -19,7 +19,8 @@ Vectorisation notes, from reading the generated code: numba leaves LLVM's SLP ve
 only loops vectorise, never unrolled straight-line code; exp and log are polynomials on bit patterns
 (math.exp and math.log are scalar calls); a float max reduction does not vectorise without the
 no-NaN flag, an integer one does; indexing from a slice's 0 avoids the wraparound test that
-turns vector loads into gathers.
+turns vector loads into gathers; a loop over one 24-float row runs in the vectoriser's remainder
+loop, so the slice and the fused splat update rows through `pixseg.crf.lanes`.
 """
 
 import numpy as np
