@@ -199,6 +199,7 @@ def grid_filter(values, rows, cols, splat_weights, slice_weights, spans, holes, 
         y_begin, y_end = band * height // bands, (band + 1) * height // bands
         y_lo, y_hi, start, stop = band_rows[band, 0], band_rows[band, 1], band_rows[band, 2], band_rows[band, 3]
         ring = np.zeros((ring_size, num_cols, cell), np.float32)
+        ring_rows = ring.reshape(ring_size, row_length)  # the blur walks whole lattice rows
         # Old values of the rows behind each stage that its next rows still read: axis 0 and 1
         # need row r - 1 (kept, with a spare to swap), axis 2 rows r - 2 and r - 1.
         kept0, spare0 = np.zeros(row_length, np.float32), np.zeros(row_length, np.float32)
@@ -228,21 +229,21 @@ def grid_filter(values, rows, cols, splat_weights, slice_weights, spans, holes, 
             r = front - _LAG0
             if start <= r < num_rows:
                 p = r & 1
-                _blur_row(ring[r & wrap].reshape(row_length), ring[(r + 1) & wrap].reshape(row_length), kept0, spare0, spans[r, 0], spans[r, 1], p,
+                _blur_row(ring_rows[r & wrap], ring_rows[(r + 1) & wrap], kept0, spare0, spans[r, 0], spans[r, 1], p,
                           p - 1, cell, holes[hole_starts[r]:hole_starts[r + 1]])
                 kept0, spare0 = spare0, kept0
             # Axis 1 on row r = front - 2: neighbours (r + 1, col + p - 1), (r - 1, col + p).
             r = front - _LAG1
             if start <= r < num_rows:
                 p = r & 1
-                _blur_row(ring[r & wrap].reshape(row_length), ring[(r + 1) & wrap].reshape(row_length), kept1, spare1, spans[r, 0], spans[r, 1], p - 1,
-                          p, cell, holes[hole_starts[r]:hole_starts[r + 1]])
+                _blur_row(ring_rows[r & wrap], ring_rows[(r + 1) & wrap], kept1, spare1, spans[r, 0], spans[r, 1],
+                          p - 1, p, cell, holes[hole_starts[r]:hole_starts[r + 1]])
                 kept1, spare1 = spare1, kept1
             # Axis 2 on row r = front - 4: neighbours (r + 2, col), (r - 2, col); kept2 is a ring of
             # three rows' old values (r - 2, r - 1, and r's own).
             r = front - _LAG2
             if start <= r < num_rows:
-                _blur_row(ring[r & wrap].reshape(row_length), ring[(r + 2) & wrap].reshape(row_length), kept2[(r - 2) % 3], kept2[r % 3], spans[r, 0],
+                _blur_row(ring_rows[r & wrap], ring_rows[(r + 2) & wrap], kept2[(r - 2) % 3], kept2[r % 3], spans[r, 0],
                           spans[r, 1], 0, 0, cell, holes[hole_starts[r]:hole_starts[r + 1]])
             # Slice the band's image rows whose vertices are all final.
             while y_slice < y_end and last_row[y_slice] <= front - _LAG2:
