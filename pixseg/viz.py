@@ -7,29 +7,30 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pixseg.data.palette import save_atomic, voc_colormap
+from pixseg.data.palette import full_colormap, save_atomic
 from pixseg.io import atomic_path
 
-_COLORMAP = voc_colormap(256)
 
-
-def colorize(labels: np.ndarray) -> np.ndarray:
-    """uint8 HxWx3 picture of an integer label map in the VOC colours (void 255 is cream)."""
+def colorize(labels: np.ndarray, palette=None) -> np.ndarray:
+    """uint8 HxWx3 picture of an integer label map in a dataset's class colours (`palette`, C x 3;
+    VOC colours when None); void 255 is cream."""
     labels = np.asarray(labels)
     if labels.ndim != 2:
         raise ValueError(f"labels must be HxW, got shape {labels.shape}")
     if labels.size and (labels.min() < 0 or labels.max() > 255):
         raise ValueError(f"labels must lie in 0..255, got values {labels.min()}..{labels.max()}")
-    return _COLORMAP[labels.astype(np.uint8)]
+    return full_colormap(palette)[labels.astype(np.uint8)]
 
 
-def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.55) -> np.ndarray:
-    """The image with every non-background pixel tinted by its class colour."""
+def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.55, palette=None,
+            background: bool = True) -> np.ndarray:
+    """The image with every labelled pixel tinted by its class colour; with `background` (class 0
+    is background, as in VOC) class 0 is left untinted too."""
     if image.shape[:2] != labels.shape:
         raise ValueError(f"image {image.shape[:2]} and labels {labels.shape} differ in size")
     tinted = image.astype(np.float32)
-    mask = (labels > 0) & (labels != 255)
-    tinted[mask] = (1 - alpha) * tinted[mask] + alpha * colorize(labels)[mask]
+    mask = (labels > 0 if background else labels >= 0) & (labels != 255)
+    tinted[mask] = (1 - alpha) * tinted[mask] + alpha * colorize(labels, palette)[mask]
     return tinted.round().astype(np.uint8)
 
 

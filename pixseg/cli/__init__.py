@@ -22,6 +22,7 @@ SUBCOMMANDS = (
     "tune-crf",
     "crf",
     "class-weights",
+    "datasets",
     "objectness",
 )
 

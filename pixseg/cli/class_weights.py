@@ -2,16 +2,19 @@
 
 import json
 
+from pixseg.cli.common import add_data_arguments, data_from_args
+
 METHOD_NAMES = {"median": "median_frequency", "inverse": "inverse_frequency"}
 
 
 def register(subparsers):
     parser = subparsers.add_parser("class-weights", help="compute class weights for a weighted loss")
-    parser.add_argument("--data", required=True, help="dataset folder holding JPEGImages/")
+    add_data_arguments(parser, "dataset folder as its archive unpacks", required=True)
     parser.add_argument("--split", default="train")
     parser.add_argument("--method", choices=tuple(METHOD_NAMES), default="median",
                         help="median: median frequency balancing (Eigen & Fergus); inverse: inverse frequency")
-    parser.add_argument("--num-classes", type=int, default=21)
+    parser.add_argument("--num-classes", type=int, default=None,
+                        help="for datasets without a fixed class list (voc layout, folder); default: the dataset's")
     parser.add_argument("--out", default=None, help="JSON file for the weights (default: print only)")
     parser.set_defaults(func=run)
 
@@ -28,17 +31,21 @@ def format_table(class_names, freq, weights) -> str:
 
 def run(args):
     from pixseg.class_weights import IMAGE_PIXELS, METHODS, PIXELS, class_frequencies
-    from pixseg.data import VOCSegmentation
+    from pixseg.engine.datasets import open_split
     from pixseg.io import write_text
 
-    dataset = VOCSegmentation(args.data, args.split, num_classes=args.num_classes)
+    data = data_from_args(args)
+    if args.num_classes is not None:
+        data.num_classes = args.num_classes
+    dataset = open_split(data, args.split)
     method = METHOD_NAMES[args.method]
-    freq = class_frequencies(dataset, args.num_classes)
+    freq = class_frequencies(dataset, dataset.num_classes)
     weights = METHODS[method](freq)
     print(format_table(dataset.classes, freq, weights))
     if args.out:
         write_text(args.out, json.dumps({
-            "data": str(args.data), "split": args.split, "method": method, "classes": list(dataset.classes),
+            "data": str(args.data), "dataset": dataset.name, "split": args.split, "method": method,
+            "classes": list(dataset.classes),
             "pixels": freq[PIXELS].tolist(), "image_pixels": freq[IMAGE_PIXELS].tolist(),
             "weights": weights.tolist()}, indent=2) + "\n")
         print(f"wrote {args.out}")

@@ -1,4 +1,4 @@
-"""Arguments shared by several subcommands: device and CRF post-processing."""
+"""Arguments shared by several subcommands: device, dataset and CRF post-processing."""
 
 from __future__ import annotations
 
@@ -11,10 +11,65 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
 
 
+def add_data_arguments(parser: argparse.ArgumentParser, data_help: str, required: bool = False) -> None:
+    """--data DIR, --dataset NAME and --data-option KEY=VALUE: which dataset a command reads."""
+    parser.add_argument("--data", default=None, required=required, help=data_help)
+    parser.add_argument("--dataset", default=None,
+                        help="dataset name (`pixseg datasets` lists them); default: detected from the layout")
+    parser.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="an option of the dataset's reader, e.g. num_classes=59 for pascal_context")
+
+
+def data_options(args) -> dict:
+    """--data-option KEY=VALUE pairs as a dict; values are YAML (num_classes=59 is a number)."""
+    import yaml
+
+    options = {}
+    for pair in args.data_option:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--data-option {pair!r}: expected KEY=VALUE, e.g. num_classes=59")
+        options[key] = yaml.safe_load(value)
+    return options
+
+
+def data_overrides(args) -> list[str]:
+    """--data, --dataset and --data-option as config overrides (data.root=..., data.options.KEY=...)."""
+    import json
+
+    overrides = [f"data.options.{key}={json.dumps(value)}" for key, value in data_options(args).items()]
+    if args.data is not None:
+        overrides.append(f"data.root={args.data}")
+    if args.dataset is not None:
+        overrides.append(f"data.dataset={args.dataset}")
+    return overrides
+
+
+def data_from_args(args, trained=None):
+    """The data section to read: `trained` (a checkpoint's, or None) with --data, --dataset and
+    --data-option applied. A --data folder of another dataset than the trained one drops the trained
+    dataset's options and class count."""
+    import dataclasses
+
+    from pixseg.data import detect_dataset
+    from pixseg.engine.config import DataConfig
+
+    data = trained or DataConfig()
+    if args.data is not None:
+        name = args.dataset or detect_dataset(args.data)
+        if name != data.dataset:
+            data = dataclasses.replace(data, dataset=name, num_classes=None, options={})
+        data = dataclasses.replace(data, root=str(args.data))
+    elif args.dataset is not None:
+        data = dataclasses.replace(data, dataset=args.dataset)
+    return dataclasses.replace(data, options={**data.options, **data_options(args)})
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
-    """--config, --data, --device and trailing key=value overrides, as every training command takes."""
+    """--config, the data arguments, --device and trailing key=value overrides, as every training
+    command takes."""
     parser.add_argument("--config", required=True, help=config_help)
-    parser.add_argument("--data", default=None, help="dataset folder (overrides data.root)")
+    add_data_arguments(parser, "dataset folder (overrides data.root)")
     add_device_argument(parser)
     parser.add_argument("overrides", nargs="*", metavar="key=value")
 
@@ -22,9 +77,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_help: str) -> N
 def config_from_args(args):
     from pixseg.engine.config import load_config
 
-    overrides = list(args.overrides)
-    if args.data is not None:
-        overrides.append(f"data.root={args.data}")
+    overrides = [*data_overrides(args), *args.overrides]
     if args.device != "auto":
         overrides.append(f"device={args.device}")
     return load_config(args.config, overrides)

@@ -31,7 +31,7 @@ def run(args):
 
     from pixseg.crf import dense_crf
     from pixseg.data.palette import save_label_png
-    from pixseg.data.voc import read_image
+    from pixseg.data.base import read_image
     from pixseg.io import atomic_path
 
     if args.probs is None and args.unary is None:

@@ -3,13 +3,14 @@
 import json
 from pathlib import Path
 
-from pixseg.cli.common import add_crf_arguments, add_device_argument, refiner_from_args
+from pixseg.cli.common import (add_crf_arguments, add_data_arguments, add_device_argument, data_from_args,
+                               refiner_from_args)
 
 
 def register(subparsers):
     parser = subparsers.add_parser("eval", help="evaluate a checkpoint on a dataset split")
     parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--data", required=True, help="dataset folder holding JPEGImages/")
+    add_data_arguments(parser, "dataset folder as its archive unpacks (default: the one the model trained on)")
     parser.add_argument("--split", default="val")
     parser.add_argument("--out", default=None, help="folder for metrics.json (default: beside the checkpoint)")
     add_device_argument(parser)
@@ -18,25 +19,31 @@ def register(subparsers):
 
 
 def format_metrics(metrics: dict, class_names) -> str:
-    lines = [f"{'class':<14} {'IoU':>7}"]
+    width = max(14, *(len(name) for name in class_names))
+    lines = [f"{'class':<{width}} {'IoU':>7}"]
     for name, iou in zip(class_names, metrics["iou"]):
-        lines.append(f"{name:<14} {'-' if iou != iou else f'{100 * iou:6.2f}':>7}")
+        lines.append(f"{name:<{width}} {'-' if iou != iou else f'{100 * iou:6.2f}':>7}")
     lines.append("")
-    for key, label in (("miou", "mean IoU"), ("pixel_acc", "pixel accuracy"), ("mean_acc", "mean accuracy"),
-                       ("fwiou", "freq.-weighted IoU"), ("fg_recall", "foreground recall")):
+    scores = [("miou", "mean IoU"), ("pixel_acc", "pixel accuracy"), ("mean_acc", "mean accuracy"),
+              ("fwiou", "freq.-weighted IoU")]
+    # Foreground recall counts every class but 0 as an object: it means something only where 0 is background.
+    if class_names[0] == "background":
+        scores.append(("fg_recall", "foreground recall"))
+    for key, label in scores:
         lines.append(f"{label:<20} {100 * metrics[key]:6.2f}")
     return "\n".join(lines)
 
 
 def run(args):
-    from pixseg.data import VOCSegmentation
+    from pixseg.engine.datasets import check_model_classes, open_split
     from pixseg.engine.evaluate import evaluate
     from pixseg.engine.train import load_trained_model, resolve_device
     from pixseg.io import write_text
 
     device = resolve_device(args.device)
     model, config = load_trained_model(args.checkpoint, device)
-    dataset = VOCSegmentation(args.data, args.split, num_classes=config.data.num_classes)
+    dataset = open_split(data_from_args(args, config.data), args.split)
+    check_model_classes(dataset, config.data.num_classes, args.checkpoint)
     out = Path(args.out) if args.out else Path(args.checkpoint).parent
     refine = refiner_from_args(args, default_cache=out / "pos_cache",
                                image_paths=[dataset.image_path(i) for i in range(len(dataset))])
@@ -45,5 +52,5 @@ def run(args):
     suffix = "" if args.crf == "none" else f"_{args.crf}crf"
     path = out / f"metrics_{args.split}{suffix}.json"
     write_text(path, json.dumps({"split": args.split, "crf": args.crf, "checkpoint": str(args.checkpoint),
-                                 **metrics}, indent=2))
+                                 "data": str(dataset.root), **metrics, **dataset.metadata()}, indent=2))
     print(f"wrote {path}")

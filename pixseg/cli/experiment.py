@@ -1,13 +1,13 @@
 """`pixseg experiment`: Liu & Lew's study (3 FCNs x 2 losses x 3 post-processings) with a report."""
 
-from pixseg.cli.common import add_device_argument
+from pixseg.cli.common import add_data_arguments, add_device_argument, data_overrides
 
 MODELS = "fcn32s,fcn16s,fcn8s"
 
 
 def add_experiment_arguments(parser, default_out: str) -> None:
-    parser.add_argument("--data", default=None,
-                        help="VOC-layout folder (e.g. VOCdevkit/VOC2012); default: synthetic data in OUT/data")
+    add_data_arguments(parser, "dataset folder as its archive unpacks (e.g. VOCdevkit/VOC2012); "
+                               "default: synthetic data in OUT/data")
     parser.add_argument("--out", default=default_out, help="output folder (rerun to resume)")
     parser.add_argument("--models", default=MODELS, help=f"comma-separated, from {MODELS}")
     parser.add_argument("--pretrained", default=None, help="torchvision vgg16-*.pth for the full budget")
@@ -30,4 +30,4 @@ def run(args):
 
     run_experiment(args.out, args.data, [m.strip() for m in args.models.split(",") if m.strip()],
                    budget=getattr(args, "budget", "quick"), device=args.device, pretrained=args.pretrained,
-                   workers=args.workers, overrides=args.overrides)
+                   workers=args.workers, overrides=[*data_overrides(args), *args.overrides])

@@ -30,7 +30,7 @@ def run(args):
     from PIL import Image
     from tqdm import tqdm
 
-    from pixseg.data.voc import read_image
+    from pixseg.data.base import read_image
     from pixseg.io import atomic_path
     from pixseg.objectness.cache import precompute
     from pixseg.viz import heatmap, save_png

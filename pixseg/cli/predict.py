@@ -18,10 +18,11 @@ def run(args):
     from pathlib import Path
 
     from pixseg.engine.predict import predict_files
-    from pixseg.engine.train import load_trained_model, resolve_device
+    from pixseg.engine.train import load_trained_model, resolve_device, trained_metadata
 
     device = resolve_device(args.device)
     model, _ = load_trained_model(args.checkpoint, device)
     refine = refiner_from_args(args, default_cache=Path(args.out) / "pos_cache", image_paths=args.images)
-    written = predict_files(model, args.images, args.out, device, refine=refine, save_probs=args.save_probs)
+    written = predict_files(model, args.images, args.out, device, refine=refine, save_probs=args.save_probs,
+                            metadata=trained_metadata(args.checkpoint))
     print(f"wrote {len(written)} label maps to {args.out}")

@@ -3,13 +3,13 @@
 import json
 from pathlib import Path
 
-from pixseg.cli.common import add_device_argument
+from pixseg.cli.common import add_data_arguments, add_device_argument, data_from_args
 
 
 def register(subparsers):
     parser = subparsers.add_parser("tune-crf", help="choose CRF parameters on held-out training images")
     parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--data", default=None, help="dataset folder (default: the one the model trained on)")
+    add_data_arguments(parser, "dataset folder (default: the one the model trained on)")
     parser.add_argument("--split", default=None,
                         help="tune on this split instead of the training run's held-out images (never val)")
     parser.add_argument("--trials", type=int, default=24, help="random settings tried beside the presets")
@@ -21,7 +21,7 @@ def register(subparsers):
 
 
 def run(args):
-    from pixseg.data import VOCSegmentation
+    from pixseg.engine.datasets import check_model_classes, open_split
     from pixseg.engine.train import load_trained_model, resolve_device, training_split
     from pixseg.engine.tune_crf import candidate_settings, tune_crf
     from pixseg.io import write_text
@@ -33,15 +33,16 @@ def run(args):
         raise ValueError(f"--trials {args.trials} / --iterations {args.iterations}: expected >= 0 and >= 1")
     device = resolve_device(args.device)
     model, config = load_trained_model(args.checkpoint, device)
-    if args.data is not None:
-        config.data.root = str(args.data)
+    model_classes = config.data.num_classes
+    config.data = data_from_args(args, config.data)
     if args.split is not None:
-        images = VOCSegmentation(config.data.root, args.split, num_classes=config.data.num_classes)
+        images = open_split(config.data, args.split)
     else:
         if config.data.holdout <= 0:
             raise ValueError(f"{args.checkpoint} was trained on all of its train split (data.holdout = 0); "
                              "give --split with images it did not train on")
         images = training_split(config, held_out=True)
+    check_model_classes(images, model_classes, args.checkpoint)
     result = tune_crf(model, images, device, candidate_settings(args.trials, args.iterations, args.seed))
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / "crf.json"
     write_text(out, json.dumps(result, indent=2))

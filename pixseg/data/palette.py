@@ -26,7 +26,16 @@ def voc_colormap(n: int = 256) -> np.ndarray:
     return cmap.astype(np.uint8)
 
 
-_PALETTE = voc_colormap().ravel().tolist()
+def full_colormap(palette=None) -> np.ndarray:
+    """256 colours: a dataset's palette (C x 3) for its classes, the VOC colours for the values above
+    (so 255, void, stays cream)."""
+    cmap = voc_colormap(256)
+    if palette is not None:
+        palette = np.asarray(palette)
+        if palette.ndim != 2 or palette.shape[1] != 3 or not 1 <= len(palette) <= 255:
+            raise ValueError(f"a palette must be C x 3 RGB colours with 1 <= C <= 255, got shape {palette.shape}")
+        cmap[:len(palette)] = palette
+    return cmap
 
 
 def save_atomic(image: Image.Image, path, **params) -> None:
@@ -45,8 +54,9 @@ def _format_of(path: Path) -> str:
     return formats[path.suffix.lower()]
 
 
-def save_label_png(path, labels) -> None:
-    """Write an integer H×W label map (values 0..255, 255 = void) as a palette PNG, VOC colours."""
+def save_label_png(path, labels, palette=None) -> None:
+    """Write an integer H×W label map (values 0..255, 255 = void) as a palette PNG, in the colours of
+    `palette` (a dataset's C x 3 class colours; VOC colours when None)."""
     labels = np.asarray(labels)
     if labels.ndim != 2 or labels.size == 0:
         raise ValueError(f"{path}: a label map must be a non-empty H×W array, got shape {labels.shape}")
@@ -56,7 +66,7 @@ def save_label_png(path, labels) -> None:
     if low < 0 or high > 255:
         raise ValueError(f"{path}: label values must be in 0..255, got values in {low}..{high}")
     image = Image.fromarray(labels.astype(np.uint8))
-    image.putpalette(_PALETTE)
+    image.putpalette(full_colormap(palette).ravel().tolist())
     save_atomic(image, path, format="PNG")
 
 

@@ -24,7 +24,12 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     root: str | None = None
-    num_classes: int = 21
+    # A name from pixseg.data.DATASETS; None detects it from the layout of root.
+    dataset: str | None = None
+    # None takes the dataset's own class count.
+    num_classes: int | None = None
+    # Keyword options of the dataset's reader, e.g. {num_classes: 59} for pascal_context.
+    options: dict = field(default_factory=dict)
     train_split: str = "train"
     val_split: str = "val"
     crop_size: int = 320
@@ -114,9 +119,16 @@ def _check(config: TrainConfig, source: str) -> TrainConfig:
             fail(key, value, "an integer >= 1 or null")
     if config.val_every < 1 or config.checkpoint_every < 1:
         fail("val_every/checkpoint_every", (config.val_every, config.checkpoint_every), "integers >= 1")
-    if config.data.crop_size < 1 or config.data.num_classes < 2:
-        fail("data.crop_size/num_classes", (config.data.crop_size, config.data.num_classes),
-             "crop_size >= 1 and num_classes >= 2")
+    if config.data.crop_size < 1:
+        fail("data.crop_size", config.data.crop_size, "an integer >= 1")
+    if config.data.num_classes is not None and config.data.num_classes < 2:
+        fail("data.num_classes", config.data.num_classes, "an integer >= 2, or null for the dataset's own")
+    from pixseg.data import DATASETS
+
+    if config.data.dataset is not None and config.data.dataset not in DATASETS:
+        fail("data.dataset", config.data.dataset, f"null (detect) or one of {', '.join(DATASETS)}")
+    if not isinstance(config.data.options, dict):
+        fail("data.options", config.data.options, "a mapping of the dataset reader's options")
     if not 0 <= config.data.holdout < 1:
         fail("data.holdout", config.data.holdout, "a fraction in [0, 1)")
     low, high = config.data.scale_range

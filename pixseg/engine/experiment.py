@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from pixseg.data import VOCSegmentation
 from pixseg.engine.config import config_from_dict, load_config
+from pixseg.engine.datasets import open_split
 from pixseg.data.synthetic import make_synthetic_voc
 from pixseg.engine.evaluate import evaluate, predict_probs
 from pixseg.engine.refine import make_refiner
@@ -90,8 +90,9 @@ def run_experiment(out: str | Path, data: str | Path | None = None, models=("fcn
 
     stages.begin("data")
     root = Path(data) if data else ensure_synthetic_data(out / "data", **SYNTHETIC_DATA)
-    val = VOCSegmentation(root, "val")
-    print(f"{root}: {len(val)} val images")
+    base = load_config(BUDGETS[budget], [f"data.root={root}", *overrides])
+    val = open_split(base.data, base.data.val_split)
+    print(f"{root} ({val.name}, {val.num_classes} classes): {len(val)} {base.data.val_split} images")
 
     stages.begin(f"training {len(models) * len(LOSSES)} models ({budget} budget)")
     jobs = {}
@@ -134,7 +135,7 @@ def run_experiment(out: str | Path, data: str | Path | None = None, models=("fcn
     from pixseg.report import render_report
 
     report = render_report(out / "report.html", tables=tables, figures=figures, crf=crf_settings,
-                           data=str(root), budget=budget, models=[MODEL_TITLES[m] for m in models])
+                           data=f"{root} ({val.name})", budget=budget, models=[MODEL_TITLES[m] for m in models])
     headline = runs[f"{run_name(models[-1], 'fused')}-pos"]
     write_text(out / "metrics.json", json.dumps({
         "method": f"{MODEL_TITLES[models[-1]]} FusedLoss + POS-CRFs",
@@ -259,15 +260,17 @@ def plot_per_class(path: Path, model: str, runs: dict, classes) -> Path:
 
     from pixseg.io import atomic_path
 
-    baseline = runs[f"{run_name(model, BASELINE[1])}-{BASELINE[2]}"]["iou"][1:]
-    ours = runs[f"{run_name(model, OURS[1])}-{OURS[2]}"]["iou"][1:]
+    # Background, where the dataset has one, is left out: the plot is about the objects.
+    first = 1 if classes[0] == "background" else 0
+    baseline = runs[f"{run_name(model, BASELINE[1])}-{BASELINE[2]}"]["iou"][first:]
+    ours = runs[f"{run_name(model, OURS[1])}-{OURS[2]}"]["iou"][first:]
     positions = np.arange(len(baseline))
     figure, axis = plt.subplots(figsize=(11, 3.8))
     axis.bar(positions - 0.2, [100 * np.nan_to_num(v) for v in baseline], 0.4, label=BASELINE[0])
     axis.bar(positions + 0.2, [100 * np.nan_to_num(v) for v in ours], 0.4, label=OURS[0])
-    axis.set_xticks(positions, classes[1:], rotation=45, ha="right")
+    axis.set_xticks(positions, classes[first:], rotation=45, ha="right")
     axis.set_ylabel("IoU (%)")
-    axis.set_title(f"{MODEL_TITLES[model]}: per-class IoU of the object classes")
+    axis.set_title(f"{MODEL_TITLES[model]}: per-class IoU" + (" of the object classes" if first else ""))
     axis.legend()
     axis.grid(axis="y", alpha=0.3)
     figure.tight_layout()
@@ -293,8 +296,8 @@ def write_example_panels(path: Path, model: str, checkpoints: dict, dataset, dev
         baseline = baseline_refine(image, predict_probs(baseline_model, image, device).cpu().numpy())
         ours = ours_refine(image, predict_probs(ours_model, image, device).cpu().numpy())
         # Scaled to each map's maximum: POS rarely nears 1, and the unscaled map reads as black.
-        rows.append([image, heatmap(pos / max(float(pos.max()), 1e-6)), colorize(np.asarray(label)),
-                     colorize(baseline), colorize(ours)])
+        rows.append([image, heatmap(pos / max(float(pos.max()), 1e-6)), colorize(np.asarray(label), dataset.palette),
+                     colorize(baseline, dataset.palette), colorize(ours, dataset.palette)])
     save_panel(path, rows, ["input", "POS map (scaled to its max)", "ground truth", "SoftmaxLoss + CRF",
                             "FusedLoss + POS-CRF"])
     return path

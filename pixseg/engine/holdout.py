@@ -6,14 +6,17 @@ import numpy as np
 
 
 class DatasetView:
-    """The items of `dataset` at `indices`, keeping the attributes evaluation relies on."""
+    """The items of `dataset` at `indices`, with its metadata."""
 
     def __init__(self, dataset, indices):
         self.dataset = dataset
         self.indices = [int(i) for i in indices]
-        self.num_classes = dataset.num_classes
-        self.classes = dataset.classes
+        self.name, self.num_classes, self.classes = dataset.name, dataset.num_classes, dataset.classes
+        self.palette, self.ignore_index = dataset.palette, dataset.ignore_index
         self.ids = [dataset.ids[i] for i in self.indices]
+
+    def metadata(self) -> dict:
+        return self.dataset.metadata()
 
     def __len__(self):
         return len(self.indices)

@@ -8,16 +8,18 @@ import numpy as np
 from tqdm import tqdm
 
 from pixseg.data.palette import save_label_png
-from pixseg.data.voc import read_image
+from pixseg.data.base import read_image
 from pixseg.engine.evaluate import predict_probs
 from pixseg.io import atomic_path
 from pixseg.viz import overlay, save_png
 
 
 def predict_files(model, image_paths, out_dir, device, *, refine=None, save_probs: bool = False,
-                  progress: bool = True) -> list[Path]:
-    """Write <stem>.png (label indices, VOC palette) and <stem>_overlay.png for each image;
-    with save_probs also <stem>_probs.npy (float32 CxHxW). Returns the label map paths."""
+                  metadata: dict | None = None, progress: bool = True) -> list[Path]:
+    """Write <stem>.png (label indices in a palette PNG) and <stem>_overlay.png for each image;
+    with save_probs also <stem>_probs.npy (float32 CxHxW). `metadata` (a dataset's, as
+    `SegmentationDataset.metadata()` gives it) sets the colours; VOC's when None. Returns the label
+    map paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stems = [Path(p).stem for p in image_paths]
@@ -25,6 +27,8 @@ def predict_files(model, image_paths, out_dir, device, *, refine=None, save_prob
     if repeated:
         raise ValueError(f"several input images share the name(s) {', '.join(repeated)}; "
                          "their outputs would overwrite each other")
+    palette = None if metadata is None else metadata["palette"]
+    background = metadata is None or metadata["classes"][0] == "background"
     written = []
     for path in tqdm(image_paths, desc="predict", unit="img", disable=not progress, dynamic_ncols=True):
         image = read_image(path)
@@ -32,8 +36,8 @@ def predict_files(model, image_paths, out_dir, device, *, refine=None, save_prob
         labels = probs.argmax(0) if refine is None else refine(image, probs)
         labels = np.asarray(labels, dtype=np.uint8)
         stem = Path(path).stem
-        save_label_png(out_dir / f"{stem}.png", labels)
-        save_png(out_dir / f"{stem}_overlay.png", overlay(image, labels))
+        save_label_png(out_dir / f"{stem}.png", labels, palette)
+        save_png(out_dir / f"{stem}_overlay.png", overlay(image, labels, palette=palette, background=background))
         if save_probs:
             with atomic_path(out_dir / f"{stem}_probs.npy") as tmp:
                 np.save(tmp, probs.astype(np.float32))

@@ -8,8 +8,8 @@ import io
 import json
 from pathlib import Path
 
-from pixseg.data import VOCSegmentation
 from pixseg.engine.config import TrainConfig
+from pixseg.engine.datasets import open_split
 from pixseg.engine.evaluate import evaluate
 from pixseg.engine.train import load_trained_model, resolve_device, train
 from pixseg.io import atomic_path, write_text
@@ -43,8 +43,8 @@ def sweep_weights(config: TrainConfig, values: list[float], out: str | Path, pro
         if not metrics_path.is_file():
             point_config = dataclasses.replace(config, loss={"name": "fused", "ws": 1.0 - wp, "wp": wp})
             checkpoint = train(point_config, point, resume=True, progress=progress)
-            model, _ = load_trained_model(checkpoint, device)
-            val = VOCSegmentation(config.data.root, config.data.val_split, num_classes=config.data.num_classes)
+            model, trained = load_trained_model(checkpoint, device)
+            val = open_split(trained.data, trained.data.val_split)
             metrics = evaluate(model, val, device, progress=progress, desc=f"eval Wp={wp:g}")
             write_text(metrics_path, json.dumps(metrics, indent=2))
         metrics = json.loads(metrics_path.read_text())

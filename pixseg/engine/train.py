@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -11,10 +12,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from pixseg.data import VOCSegmentation
 from pixseg.data.transforms import TrainTransform
 from pixseg.engine.checkpoint import load_checkpoint, save_checkpoint
 from pixseg.engine.config import TrainConfig, config_from_dict
+from pixseg.engine.datasets import open_split, resolved
 from pixseg.engine.evaluate import evaluate
 from pixseg.engine.holdout import split_holdout
 from pixseg.losses import create_loss, weight_method
@@ -52,9 +53,9 @@ def build_loss(config: TrainConfig, train_set, progress: bool = True) -> torch.n
 
         if method not in METHODS:
             raise ValueError(f"loss.weight = {method!r}; expected a list or one of {', '.join(METHODS)}")
-        freq = class_frequencies(train_set, config.data.num_classes, progress=progress)
+        freq = class_frequencies(train_set, train_set.num_classes, progress=progress)
         class_weights = torch.as_tensor(METHODS[method](freq), dtype=torch.float32)
-    return create_loss(config.loss, config.data.num_classes, class_weights=class_weights)
+    return create_loss(config.loss, train_set.num_classes, class_weights=class_weights)
 
 
 class SeededSamples(Dataset):
@@ -102,9 +103,8 @@ class ResumableBatches:
 
 def training_split(config: TrainConfig, held_out: bool = False):
     """The images a config trains on, or with held_out=True the ones it withholds for tuning."""
-    data = config.data
-    full = VOCSegmentation(data.root, data.train_split, num_classes=data.num_classes)
-    fit, held = split_holdout(full, data.holdout)
+    full = open_split(config.data, config.data.train_split)
+    fit, held = split_holdout(full, config.data.holdout)
     return held if held_out else fit
 
 
@@ -165,13 +165,14 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
 
-    data = config.data
     train_set = training_split(config)
+    # The checkpoint records which dataset and how many classes the model was trained for.
+    config = dataclasses.replace(config, data=resolved(config.data, train_set))
+    data = config.data
     if len(train_set) < config.batch_size:
         raise ValueError(f"{data.root}: split {data.train_split!r} has {len(train_set)} images, "
                          f"fewer than batch_size {config.batch_size}")
-    val_set = (VOCSegmentation(data.root, data.val_split, num_classes=data.num_classes)
-               if data.val_split else None)
+    val_set = open_split(data, data.val_split) if data.val_split else None
     total = total_iterations(config, len(train_set))
 
     model = build_model(config).to(device)
@@ -198,7 +199,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         save_checkpoint(checkpoint_path, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
-            "step": step, "total": total, "config": config.to_dict(),
+            "step": step, "total": total, "config": config.to_dict(), "dataset": train_set.metadata(),
         })
 
     if start >= total:
@@ -257,3 +258,17 @@ def load_trained_model(checkpoint: str | Path, device: torch.device | str = "cpu
     model.load_state_dict(state["model"])
     model.eval()
     return model, config
+
+
+def trained_metadata(checkpoint: str | Path) -> dict:
+    """The metadata (classes, palette, ...) of the dataset a checkpoint was trained on; VOC's for
+    checkpoints written before checkpoints recorded it."""
+    state = load_checkpoint(checkpoint)
+    if "dataset" in state:
+        return state["dataset"]
+    from pixseg.data import VOC_CLASSES, voc_colormap
+
+    num_classes = config_from_dict(state["config"], str(checkpoint)).data.num_classes or len(VOC_CLASSES)
+    classes = VOC_CLASSES if num_classes == len(VOC_CLASSES) else [f"class_{k}" for k in range(num_classes)]
+    return {"dataset": "voc", "num_classes": num_classes, "classes": list(classes),
+            "palette": voc_colormap(num_classes).tolist(), "ignore_index": 255}

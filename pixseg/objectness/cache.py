@@ -93,7 +93,7 @@ def precompute(images, cache_dir, *, workers: int = 1, progress: bool = True, **
 
 
 def _cache_one(path: Path, cache_dir: str, options: dict) -> Path:
-    from pixseg.data.voc import read_image
+    from pixseg.data.base import read_image
 
     image = read_image(path)
     try:
