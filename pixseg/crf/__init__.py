@@ -4,10 +4,11 @@ Pieces: `lattice` / `lattice_torch` (the permutohedral lattice, built once per f
 filtered many times), `grid_lattice` (the same lattice on the pixel grid, for the smoothness kernel
 on the numba backend), `features` (per-pixel lattice features), `kernels` (normalisation, the summed
 message operator), `meanfield` (the inference loop), `inference` (dense_crf, input checks), `exact`
-(O(N^2) ground truth), `params`, `heap` (glibc keeps freed memory for the next call; applied on
-import).
+(O(N^2) ground truth), `crfrnn` (CRF as RNN: mean field as a trainable torch layer), `params`,
+`heap` (glibc keeps freed memory for the next call; applied on import).
 """
 
+from pixseg.crf.crfrnn import CRFasRNN
 from pixseg.crf.exact import exact_filter
 from pixseg.crf.heap import keep_freed_memory
 from pixseg.crf.inference import dense_crf, dense_crf_batch
@@ -15,7 +16,7 @@ from pixseg.crf.lattice import PermutohedralLattice
 from pixseg.crf.params import CRF_PRESETS, DEFAULT_PRESET
 from pixseg.crf.pos import pos_crf
 
-__all__ = ["CRF_PRESETS", "DEFAULT_PRESET", "PermutohedralLattice", "dense_crf", "dense_crf_batch",
+__all__ = ["CRFasRNN", "CRF_PRESETS", "DEFAULT_PRESET", "PermutohedralLattice", "dense_crf", "dense_crf_batch",
            "exact_filter", "keep_freed_memory", "pos_crf"]
 
 keep_freed_memory()

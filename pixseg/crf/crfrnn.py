@@ -1,0 +1,237 @@
+"""CRF as RNN (Zheng et al. 2015): mean-field inference of the dense CRF as a trainable torch layer.
+
+One iteration, from the network's logits U (N x C x H x W): Q = softmax(current logits); filter Q
+with the two normalised Gaussian kernels of `dense_crf` (appearance on position and colour,
+smoothness on position); mix each kernel's output over the labels with a learned C x C weight
+matrix (initialised to the kernel weight times the identity); apply the learned compatibility mu
+(initialised to Potts, mu[l, l'] = [l != l'], the cost of labels l and l' at similar pixels);
+new logits = U - mu(message). With the parameters at their initial values this is `dense_crf`'s
+iteration with probs = softmax(U) (Potts adds the same total to every label, which softmax drops).
+
+The Gaussian filter is linear, so its gradient is the filter's transpose applied to the incoming
+gradient: splat and slice swap roles and stay the same matrices, the blur runs its axes in reverse
+order (each axis's [1/2, 1, 1/2] pass is symmetric), and the diagonal normalisation is its own
+transpose. `LatticeFilter` is that autograd Function: it keeps the lattice built in the forward pass
+for the backward, and nothing per blur step. No gradient reaches the image.
+
+Backends: "numba" (CPU; the lattice of `pixseg.crf.lattice`), "torch" (any device;
+`pixseg.crf.lattice_torch`), "exact" (the O(N^2) filter of `pixseg.crf.exact` in float64, the
+ground truth for tests on small images; symmetric, so its transpose is itself).
+"""
+
+import numbers
+
+import numpy as np
+import torch
+from torch import nn
+
+from pixseg.crf import lattice as numba_lattice
+from pixseg.crf import lattice_torch
+from pixseg.crf.exact import exact_filter
+from pixseg.crf.features import appearance_features, smoothness_features
+from pixseg.crf.inference import _check_iterations, _check_kernel
+from pixseg.crf.kernels import symmetric_norm
+
+# The paper's deploy settings (its Caffe and PyTorch releases): bilateral kernel weight 5 with
+# bandwidths 160 px and 3 colour levels, spatial kernel weight 3 with 3 px; 5 iterations in
+# training and 10 at test.
+APPEARANCE = (5.0, 160.0, 3.0)
+SMOOTHNESS = (3.0, 3.0)
+LEARNABLE = ("appearance", "smoothness", "compatibility")
+BACKENDS = ("auto", "numba", "torch", "exact")
+
+
+class LatticeFilter(torch.autograd.Function):
+    """kernel(values) for N x C rows of a filter object (`_NumbaKernel`, `_TorchKernel`,
+    `_ExactKernel`); the backward applies the same filter's transpose, reusing its lattice."""
+
+    @staticmethod
+    def forward(ctx, values, kernel):
+        ctx.kernel = kernel
+        return kernel(values, transpose=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.kernel(grad.contiguous(), transpose=True), None
+
+
+class _NumbaKernel:
+    """A normalised Gaussian kernel D^-1/2 K D^-1/2 on the numba lattice of N x d features; the
+    splat's gather table is built once and serves every forward and backward call."""
+
+    def __init__(self, features):
+        lattice = numba_lattice.PermutohedralLattice(features)
+        norm = symmetric_norm(lattice)[:, None]
+        self.offsets, self.num_vertices, self.chains = lattice.offsets, lattice.num_vertices, lattice.chains
+        self.table = numba_lattice.splat_table(lattice.offsets, lattice.weights * norm, lattice.num_vertices,
+                                               numba_lattice.table_parts(lattice.num_points))
+        self.slice_weights = lattice.weights * (norm * lattice.alpha)
+
+    def __call__(self, values, transpose):
+        rows = np.ascontiguousarray(values.detach().cpu().numpy(), dtype=np.float32)
+        vertex_values = np.empty((self.num_vertices, rows.shape[1]), np.float32)
+        numba_lattice.splat(rows, *self.table, vertex_values)
+        vertices, bounds, axis_starts = self.chains
+        if transpose:
+            for axis in reversed(range(axis_starts.size - 1)):
+                numba_lattice.blur(vertex_values, vertices, bounds, axis_starts[axis:axis + 2])
+        else:
+            numba_lattice.blur(vertex_values, vertices, bounds, axis_starts)
+        out = np.empty_like(rows)
+        numba_lattice.slice_rows(vertex_values, self.offsets, self.slice_weights, out)
+        return torch.from_numpy(out).to(values.device, values.dtype)
+
+
+class _TorchKernel:
+    """The same normalised kernel on `TorchLattice`, on the features' device."""
+
+    def __init__(self, features):
+        lattice = lattice_torch.TorchLattice(features)
+        norm = symmetric_norm(lattice)[:, None]
+        self.offsets, self.num_vertices = lattice.offsets, lattice.num_vertices
+        self.neighbours = lattice.neighbours
+        self.splat_weights = lattice.weights * norm
+        self.slice_weights = lattice.weights * (norm * float(lattice.alpha))
+
+    def __call__(self, values, transpose):
+        rows = values.float()
+        neighbours = self.neighbours.flip(0) if transpose else self.neighbours
+        blurred = lattice_torch.blur(lattice_torch.splat(rows, self.offsets, self.splat_weights, self.num_vertices),
+                                     neighbours, [self.num_vertices] * neighbours.shape[0])
+        return lattice_torch.slice_rows(blurred, self.offsets, self.slice_weights).to(values.dtype)
+
+
+class _ExactKernel:
+    """D^-1/2 K D^-1/2 with the exact Gaussian K in float64 (symmetric: its own transpose)."""
+
+    def __init__(self, features):
+        self.features = np.asarray(features, np.float64)
+        self.norm = 1.0 / np.sqrt(exact_filter(self.features, np.ones((1, len(self.features))))[0])
+
+    def __call__(self, values, transpose):
+        rows = values.detach().cpu().double().numpy() * self.norm[:, None]
+        out = exact_filter(self.features, rows.T).T * self.norm[:, None]
+        return torch.from_numpy(out).to(values.device, values.dtype)
+
+
+_KERNELS = {"numba": _NumbaKernel, "torch": _TorchKernel, "exact": _ExactKernel}
+
+
+class CRFasRNN(nn.Module):
+    """Dense-CRF mean field as a layer: `forward(logits N x C x H x W, images N x 3 x H x W)` returns
+    refined logits of the logits' shape (see the module doc).
+
+    num_classes: C. iterations: mean-field iterations in training, and in eval unless
+        eval_iterations is given (the paper: 5 and 10). 0 returns the logits unchanged.
+    appearance: (w, theta_a, theta_b), smoothness: (w, theta_g), as in `dense_crf`: the initial
+        per-class weights and the fixed bandwidths (pixels, colour levels 0..255).
+    learn: which of "appearance", "smoothness" (the C x C kernel weight matrices) and
+        "compatibility" (the C x C mu) train; True for all, False for none (a fixed dense CRF).
+    backend: "auto" (numba on the CPU, torch elsewhere), "numba", "torch" or "exact".
+    Images are uint8 or floats in 0..255, RGB, on any device; they get no gradient.
+    """
+
+    def __init__(self, num_classes, iterations=5, appearance=APPEARANCE, smoothness=SMOOTHNESS, *,
+                 eval_iterations=None, learn=True, backend="auto"):
+        super().__init__()
+        if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 1:
+            raise ValueError(f"num_classes must be a whole number >= 1, got {num_classes!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
+        self.num_classes, self.backend = int(num_classes), backend
+        self.iterations = _check_iterations(iterations)
+        self.eval_iterations = self.iterations if eval_iterations is None else _check_iterations(eval_iterations)
+        w_a, self.theta_a, self.theta_b = _check_kernel("appearance", appearance, ("w", "theta_a", "theta_b"))
+        w_s, self.theta_g = _check_kernel("smoothness", smoothness, ("w", "theta_g"))
+        learned = _learned(learn)
+        eye = torch.eye(self.num_classes)
+        self.appearance_weights = nn.Parameter(w_a * eye, requires_grad="appearance" in learned)
+        self.smoothness_weights = nn.Parameter(w_s * eye, requires_grad="smoothness" in learned)
+        self.compatibility = nn.Parameter(1.0 - eye, requires_grad="compatibility" in learned)
+
+    def extra_repr(self):
+        return (f"{self.num_classes}, iterations={self.iterations}, eval_iterations={self.eval_iterations}, "
+                f"theta_a={self.theta_a:g}, theta_b={self.theta_b:g}, theta_g={self.theta_g:g}, "
+                f"backend={self.backend!r}")
+
+    def forward(self, logits, images):
+        _check_inputs(logits, images, self.num_classes)
+        iterations = self.iterations if self.training else self.eval_iterations
+        if iterations == 0:
+            return logits
+        batch, channels, height, width = logits.shape
+        backend = self.backend if self.backend != "auto" else "numba" if logits.device.type == "cpu" else "torch"
+        dtype = logits.dtype if backend != "numba" else torch.float32
+        parameters = [p.to(dtype) for p in (self.appearance_weights, self.smoothness_weights, self.compatibility)]
+        refined = []
+        for index in range(batch):
+            kernels = self._kernels(images[index], backend, logits.device)
+            refined.append(_mean_field(logits[index].flatten(1).T.to(dtype), kernels, parameters, iterations))
+        return torch.stack(refined).transpose(1, 2).reshape(batch, channels, height, width).to(logits.dtype)
+
+    def _kernels(self, image, backend, device):
+        """The appearance and smoothness kernels of one 3 x H x W image."""
+        pixels = image.detach().permute(1, 2, 0).cpu().numpy()
+        pixels = pixels if pixels.dtype == np.uint8 else pixels.astype(np.float32)
+        features = [appearance_features(pixels, self.theta_a, self.theta_b),
+                    smoothness_features(pixels.shape[0], pixels.shape[1], self.theta_g)]
+        if backend == "torch":
+            features = [torch.from_numpy(f).to(device) for f in features]
+        return [_KERNELS[backend](f) for f in features]
+
+
+def _mean_field(unary, kernels, parameters, iterations):
+    """`iterations` CRF-RNN steps on one image's unary logits, pixels x labels rows."""
+    appearance, smoothness = kernels
+    appearance_weights, smoothness_weights, compatibility = parameters
+    current = unary
+    for _ in range(iterations):
+        q = torch.softmax(current, dim=1)
+        message = (LatticeFilter.apply(q, appearance) @ appearance_weights.T
+                   + LatticeFilter.apply(q, smoothness) @ smoothness_weights.T)
+        current = unary - message @ compatibility.T
+    return current
+
+
+def _learned(learn):
+    if learn is True or learn is False:
+        return LEARNABLE if learn else ()
+    names = (learn,) if isinstance(learn, str) else tuple(learn)
+    unknown = [name for name in names if name not in LEARNABLE]
+    if unknown:
+        raise ValueError(f"learn: unknown parameter(s) {', '.join(map(repr, unknown))}; expected True, False "
+                         f"or some of {', '.join(LEARNABLE)}")
+    return names
+
+
+def _check_inputs(logits, images, num_classes):
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 4 or not logits.is_floating_point():
+        raise ValueError(f"CRFasRNN logits must be a float N x C x H x W tensor, got "
+                         f"{_describe(logits)}")
+    if logits.shape[1] != num_classes:
+        raise ValueError(f"CRFasRNN logits have {logits.shape[1]} channels; expected {num_classes} (num_classes)")
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"CRFasRNN images must be an N x 3 x H x W RGB tensor, got {_describe(images)}")
+    if images.shape[0] != logits.shape[0]:
+        raise ValueError(f"CRFasRNN got {logits.shape[0]} logit maps but {images.shape[0]} images; "
+                         f"expected one image per logit map")
+    if images.shape[2:] != logits.shape[2:]:
+        raise ValueError(f"CRFasRNN images are {images.shape[2]} x {images.shape[3]} but logits "
+                         f"{logits.shape[2]} x {logits.shape[3]}; expected the same height and width")
+    if images.dtype != torch.uint8:
+        if not images.is_floating_point():
+            raise ValueError(f"CRFasRNN images have dtype {images.dtype}; expected uint8 or floats in 0..255")
+        if not bool(((images >= 0) & (images <= 255)).all()):
+            raise ValueError("CRFasRNN images must hold values in 0..255 (no NaN); for images in 0..1 "
+                             "multiply by 255, for normalised ones undo the normalisation")
+    if not bool(torch.isfinite(logits).all()):
+        bad = ~torch.isfinite(logits)
+        n, c, y, x = (int(v) for v in bad.nonzero()[0])
+        raise ValueError(f"CRFasRNN logits have {int(bad.sum())} non-finite values (first: image {n}, "
+                         f"label {c}, row {y}, column {x})")
+
+
+def _describe(value):
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return f"{type(value).__name__}"
