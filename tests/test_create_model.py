@@ -33,7 +33,7 @@ def test_defaults_are_the_published_network():
                                       "padding": "classic"}
     with torch.device("meta"):
         model = create_model("fcn8s", 21)
-    assert model.backbone.out_channels == 4096
+    assert model.backbone.channels[3] == 4096
     assert model.upscore.weight.requires_grad
 
 

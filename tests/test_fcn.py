@@ -272,11 +272,12 @@ def test_batch_norm_backbone_has_torchvisions_vgg16_bn_layout():
     with torch.device("meta"):
         model = fcn8s(21, batch_norm=True)
     state = model.backbone.state_dict()
-    # vgg16_bn: conv, bn, relu per layer, so conv2_1 is features.7 and pool3 ends at index 24.
+    # vgg16_bn: conv, bn, relu per layer, so conv2_1 is features.7 and pool2 / pool3 / pool4 end
+    # at indices 14, 24 and 34.
     assert state["features.0.weight"].shape == (64, 3, 3, 3)
     assert state["features.1.running_var"].shape == (64,)
     assert state["features.7.weight"].shape == (128, 64, 3, 3)
-    assert (model.backbone.pool3_end, model.backbone.pool4_end) == (24, 34)
+    assert model.backbone.taps == [14, 24, 34]
     assert "classifier.0.weight" in state
 
 
@@ -289,6 +290,11 @@ def test_batch_norm_changes_neither_offsets_nor_sizes(name):
         assert normed(torch.randn(2, 3, 17, 31)).shape == (2, 3, 17, 31)
 
 
-def test_batch_norm_has_no_checkpoint_reader(tmp_path):
-    with pytest.raises(ValueError, match="batch_norm=True has no checkpoint reader"):
-        fcn8s(21, pretrained=tmp_path / "vgg16.pth", batch_norm=True)
+def test_batch_norm_reads_a_vgg16_bn_checkpoint(tmp_path):
+    # A plain vgg16 file lacks the BatchNorm tensors: the error names the first one missing.
+    from test_vgg import cheap, torchvision_state
+
+    path = tmp_path / "vgg16.pth"
+    torch.save(torchvision_state(cheap), path)
+    with pytest.raises(ValueError, match="VGG16-BN checkpoint .*: missing keys features.1.weight"):
+        fcn8s(21, pretrained=path, batch_norm=True)

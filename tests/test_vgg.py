@@ -1,10 +1,10 @@
-"""Tests for pixseg.models.backbones.vgg: layout, widths, initialisation and the checkpoint loader."""
+"""Tests for pixseg.models.backbones.vgg: layout, widths, initialisation, dilation and checkpoints."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from pixseg.models.backbones.vgg import VGG16, load_torchvision_vgg16
+from pixseg.models.backbones.vgg import VGG16, vgg16, vgg16_bn
 
 # torchvision's vgg16 state dict, written out by hand: layer -> (out, in) of each conv / linear.
 TORCHVISION_CONVS = {
@@ -42,9 +42,14 @@ def cheap_checkpoint(tmp_path):
     return save
 
 
+def load_torchvision_vgg16(path):
+    """The state a vgg16 backbone with fc6 / fc7 takes from the checkpoint at `path`."""
+    return vgg16(fc=True, pretrained=path).state_dict()
+
+
 def test_parameter_names_and_shapes_are_torchvisions_with_fc6_fc7_as_convolutions():
     with torch.device("meta"):
-        shapes = {key: tuple(value.shape) for key, value in VGG16().state_dict().items()}
+        shapes = {key: tuple(value.shape) for key, value in VGG16(fc=True).state_dict().items()}
     expected = {key: tuple(value.shape) for key, value in torchvision_state(cheap).items()}
     del expected["classifier.6.weight"], expected["classifier.6.bias"]
     expected["classifier.0.weight"] = (4096, 512, 7, 7)
@@ -53,17 +58,19 @@ def test_parameter_names_and_shapes_are_torchvisions_with_fc6_fc7_as_convolution
 
 
 def test_width_scales_every_layer_fc6_fc7_included():
-    model = VGG16(width=0.125)
+    model = VGG16(width=0.125, fc=True)
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [c.out_channels for c in convs] == [8, 8, 16, 16, 32, 32, 32, 64, 64, 64, 64, 64, 64, 512, 512]
-    assert (model.pool3_channels, model.pool4_channels, model.out_channels) == (32, 64, 512)
+    assert model.channels == (16, 32, 64, 512)
+    assert VGG16(width=0.125).channels == (16, 32, 64, 64)
 
 
 @pytest.mark.parametrize("size, fc7", [(224, 1), (230, 2)])
-def test_forward_returns_pool3_pool4_fc7_with_pools_rounding_up(size, fc7):
-    model = VGG16(width=1 / 16).eval()
-    pool3, pool4, out = model(torch.randn(1, 3, size, size))
+def test_forward_returns_pool2_pool3_pool4_fc7_with_pools_rounding_up(size, fc7):
+    model = VGG16(width=1 / 16, fc=True).eval()
+    pool2, pool3, pool4, out = model(torch.randn(1, 3, size, size))
     # 230 -> 115 -> 58 -> 29 -> 15 -> 8 rounding up (torchvision's floor would give 7 and fc7 size 1).
+    assert pool2.shape == (1, 8, -(-size // 4), -(-size // 4))
     assert pool3.shape == (1, 16, -(-size // 8), -(-size // 8))
     assert pool4.shape == (1, 32, -(-size // 16), -(-size // 16))
     assert out.shape == (1, 256, fc7, fc7)
@@ -98,6 +105,7 @@ def test_checkpoint_loads_and_fc6_fc7_compute_what_the_linear_layers_computed(tm
     loaded = load_torchvision_vgg16(path)
 
     assert "classifier.6.weight" not in loaded and "classifier.6.bias" not in loaded
+    assert all(value.dtype == torch.float32 for value in loaded.values())
     for key in ("features.0.weight", "features.28.bias", "classifier.0.bias", "classifier.3.bias"):
         assert torch.equal(loaded[key], state[key])
     # fc6 on a 7 x 7 pool5 map is the linear layer on the flattened map; fc7 likewise at 1 x 1.
@@ -112,14 +120,57 @@ def test_checkpoint_loads_and_fc6_fc7_compute_what_the_linear_layers_computed(tm
     assert torch.equal(loaded["classifier.3.weight"].flatten(1), state["classifier.3.weight"])
 
     with torch.device("meta"):
-        expected = {key: value.shape for key, value in VGG16().state_dict().items()}
+        expected = {key: value.shape for key, value in VGG16(fc=True).state_dict().items()}
     assert {key: value.shape for key, value in loaded.items()} == expected
+
+
+def test_checkpoint_loads_into_the_backbone_without_fc6_fc7(cheap_checkpoint):
+    backbone = vgg16(pretrained=cheap_checkpoint(torchvision_state(cheap)))
+    assert not hasattr(backbone, "classifier")
+    assert all(value.min() == 0.5 for value in backbone.state_dict().values())
+
+
+def test_vgg16_bn_checkpoint_loads_with_or_without_batch_counters(cheap_checkpoint):
+    # torchvision's vgg16_bn: conv, bn, relu per layer, so the convs sit at 0, 3, 7, 10, 14, ...
+    state, index = {}, 0
+    for name, (out, inp) in TORCHVISION_CONVS.items():
+        state[f"features.{index}.weight"], state[f"features.{index}.bias"] = cheap((out, inp, 3, 3)), cheap((out,))
+        for key in ("weight", "bias", "running_mean", "running_var"):
+            state[f"features.{index + 1}.{key}"] = cheap((out,))
+        state[f"features.{index + 1}.num_batches_tracked"] = torch.tensor(7)
+        index += 3 if name not in ("features.2", "features.7", "features.14", "features.21", "features.28") else 4
+    for name, (out, inp) in TORCHVISION_LINEARS.items():
+        state[f"{name}.weight"], state[f"{name}.bias"] = cheap((out, inp)), cheap((out,))
+    backbone = vgg16_bn(fc=True, pretrained=cheap_checkpoint(state))
+    assert backbone.features[41].num_batches_tracked == 7 and backbone.features[41].running_var.min() == 0.5
+    old = {key: value for key, value in state.items() if not key.endswith("num_batches_tracked")}
+    assert vgg16_bn(pretrained=cheap_checkpoint(old)).features[1].num_batches_tracked == 0
+    del old["features.41.running_var"]
+    with pytest.raises(ValueError, match="VGG16-BN checkpoint .*: missing keys features.41.running_var"):
+        vgg16_bn(pretrained=cheap_checkpoint(old))
+
+
+@pytest.mark.parametrize("output_stride, sizes", [(32, (13, 7, 4, 2)), (16, (13, 7, 4, 4)), (8, (13, 7, 7, 7))])
+def test_output_stride_replaces_the_last_pools_by_dilation(output_stride, sizes):
+    model = VGG16(width=1 / 16, output_stride=output_stride, fc=True, fc6_padding=3).eval()
+    with torch.no_grad():
+        maps = model(torch.randn(1, 3, 50, 50))
+    assert [m.shape[-1] for m in maps] == list(sizes)
+    assert model.strides == tuple(min(s, output_stride) for s in (4, 8, 16, 32))
+    dilations = [m.dilation[0] for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    # conv4_3, conv5_1 .. conv5_3, fc6, fc7
+    assert dilations[-6:] == {32: [1, 1, 1, 1, 1, 1], 16: [1, 1, 1, 1, 2, 1], 8: [1, 2, 2, 2, 4, 1]}[output_stride]
 
 
 def test_checkpoint_without_fc8_is_accepted(cheap_checkpoint):
     state = torchvision_state(cheap)
     del state["classifier.6.weight"], state["classifier.6.bias"]
     assert len(load_torchvision_vgg16(cheap_checkpoint(state))) == 30
+
+
+def test_pretrained_weights_fit_width_one_only(cheap_checkpoint):
+    with pytest.raises(ValueError, match="pretrained VGG16 weights fit width=1.0 only, got width=0.5"):
+        vgg16(width=0.5, pretrained=cheap_checkpoint(torchvision_state(cheap)))
 
 
 def test_missing_key_is_named_with_the_file(cheap_checkpoint):

@@ -1,4 +1,4 @@
-"""FCN-32s, FCN-16s and FCN-8s on VGG16, as Long, Shelhamer & Darrell built them (CVPR 2015).
+"""FCN-32s, FCN-16s and FCN-8s on the VGG16 backbone, as Long, Shelhamer & Darrell built them (CVPR 2015).
 
 The layers follow the reference Caffe nets (voc-fcn32s / 16s / 8s): conv1_1 padded by 100, max
 pools rounding up, fc6 / fc7 as convolutions with dropout, a 1x1 `score_fr`, zero-initialised
@@ -25,24 +25,12 @@ the skip map instead of the skip map to them, and the sum lies on the skip map's
 import torch
 from torch import nn
 
-from pixseg.models.backbones.vgg import VGG16, check_width, load_torchvision_vgg16
+from pixseg.models.backbones.vgg import VGG16, vgg16, vgg16_bn
 from pixseg.models.upsample import check_mode, make_upsampler, upsampled_grid
 
 OUTPUT_STRIDES = (32, 16, 8)
 # Padding style -> (conv1_1 padding, fc6 padding); see the module docstring.
 PADDINGS = {"classic": (100, 0), "compact": (1, 3)}
-
-
-def _grid(layers, origin: float, stride: float) -> tuple[float, float]:
-    """(origin, stride) of the map `layers` produce from a map at (origin, stride)."""
-    for layer in layers:
-        if isinstance(layer, (nn.Conv2d, nn.MaxPool2d)):
-            kernel, step, padding = (
-                v if isinstance(v, int) else v[0] for v in (layer.kernel_size, layer.stride, layer.padding)
-            )
-            origin += stride * ((kernel - 1) / 2 - padding)
-            stride *= step
-    return origin, stride
 
 
 def _offset(inner: tuple[float, float], outer: tuple[float, float]) -> int:
@@ -83,7 +71,8 @@ def _score_layer(in_channels: int, num_classes: int) -> nn.Conv2d:
 class FCN(nn.Module):
     """FCN with output stride 32, 16 or 8: logits N x num_classes x H x W for an N x 3 x H x W input.
 
-    backbone is a VGG16 padded as one of PADDINGS; upsample is one of UPSAMPLE_MODES. Any
+    backbone is a VGG16 with fc6 / fc7, padded as one of PADDINGS; the head taps its stride 8, 16
+    and 32 maps (pool3, pool4, fc7) and their grids. upsample is one of UPSAMPLE_MODES. Any
     H, W >= 1 gives an output aligned pixel for pixel with the input.
     """
 
@@ -96,21 +85,19 @@ class FCN(nn.Module):
         self.num_classes = num_classes
         self.output_stride = output_stride
         self.backbone = backbone
-        features = self.backbone.features
-        pool3 = _grid(features[: backbone.pool3_end], 0.0, 1)
-        pool4 = _grid(features[backbone.pool3_end : backbone.pool4_end], *pool3)
-        grid = _grid([*features[backbone.pool4_end :], *self.backbone.classifier], *pool4)
+        _, pool3, pool4, grid = backbone.grids()
+        _, pool3_channels, pool4_channels, fc7_channels = backbone.channels
 
-        self.score_fr = _score_layer(self.backbone.out_channels, num_classes)
+        self.score_fr = _score_layer(fc7_channels, num_classes)
         if output_stride <= 16:
             self.upscore2 = make_upsampler(num_classes, 2, upsample)
-            self.score_pool4 = _score_layer(self.backbone.pool4_channels, num_classes)
+            self.score_pool4 = _score_layer(pool4_channels, num_classes)
             grid = upsampled_grid(*grid, 2, upsample)
             self.pool4_offset = _offset(grid, pool4)
             grid = grid if self.pool4_offset >= 0 else pool4
         if output_stride == 8:
             self.upscore_pool4 = make_upsampler(num_classes, 2, upsample)
-            self.score_pool3 = _score_layer(self.backbone.pool3_channels, num_classes)
+            self.score_pool3 = _score_layer(pool3_channels, num_classes)
             grid = upsampled_grid(*grid, 2, upsample)
             self.pool3_offset = _offset(grid, pool3)
             grid = grid if self.pool3_offset >= 0 else pool3
@@ -121,7 +108,7 @@ class FCN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"FCN input must be N x 3 x H x W, got shape {tuple(x.shape)}")
-        pool3, pool4, fc7 = self.backbone(x)
+        _, pool3, pool4, fc7 = self.backbone(x)
         score = self.score_fr(fc7)
         if self.output_stride <= 16:
             score = _fuse(self.upscore2(score), pool4, self.score_pool4, self.pool4_offset)
@@ -139,25 +126,15 @@ def check_padding(padding) -> tuple[int, int]:
 
 def build_fcn(output_stride: int, num_classes: int, width=1.0, upsample="deconv", pretrained=None, dropout=0.5,
               padding="classic", batch_norm=False) -> FCN:
-    """An FCN; `pretrained` is a torchvision vgg16-*.pth file to start the backbone from (width 1 only)."""
+    """An FCN; `pretrained` is torchvision's vgg16-*.pth (vgg16_bn-*.pth with batch_norm) file to
+    start the backbone from (width 1 only)."""
     check_num_classes(num_classes)
     check_mode(upsample)
     first_padding, fc6_padding = check_padding(padding)
     if not isinstance(batch_norm, bool):
         raise ValueError(f"batch_norm must be True or False, got {batch_norm!r}")
-    if pretrained is None:
-        backbone = VGG16(width, dropout, first_padding, fc6_padding, batch_norm)
-    else:
-        if check_width(width) != 1.0:
-            raise ValueError(f"pretrained VGG16 weights fit width=1.0 only, got width={width!r}")
-        if batch_norm:
-            raise ValueError("pretrained weights load into the plain VGG16 (torchvision's vgg16-*.pth); "
-                             "batch_norm=True has no checkpoint reader")
-        state = load_torchvision_vgg16(pretrained)
-        # Built without storage and handed the checkpoint's tensors: no 134M-weight random init to discard.
-        with torch.device("meta"):
-            backbone = VGG16(width, dropout, first_padding, fc6_padding)
-        backbone.load_state_dict(state, assign=True)
+    backbone = (vgg16_bn if batch_norm else vgg16)(width=width, pretrained=pretrained, fc=True, dropout=dropout,
+                                                   first_padding=first_padding, fc6_padding=fc6_padding)
     return FCN(backbone, num_classes, output_stride, upsample)
 
 
