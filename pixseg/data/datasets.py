@@ -5,7 +5,13 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
+from pixseg.data.ade20k import ADE20K
+from pixseg.data.camvid import CamVid
 from pixseg.data.cityscapes import Cityscapes
+from pixseg.data.folder import FolderDataset
+from pixseg.data.pascal_context import PascalContext
+from pixseg.data.sbd import SBD, VOCAug
+from pixseg.data.stanford_background import StanfordBackground
 from pixseg.data.voc import VOCSegmentation
 
 # Name -> reader class(root, split, transform, *options). Readers take the dataset folder as its
@@ -13,7 +19,14 @@ from pixseg.data.voc import VOCSegmentation
 # classes, palette, ignore_index).
 DATASETS = {
     "voc": VOCSegmentation,
+    "sbd": SBD,
+    "voc_aug": VOCAug,
     "cityscapes": Cityscapes,
+    "ade20k": ADE20K,
+    "pascal_context": PascalContext,
+    "stanford_background": StanfordBackground,
+    "camvid": CamVid,
+    "folder": FolderDataset,
 }
 _POSITIONAL = ("self", "root", "split", "transform")
 

@@ -8,8 +8,12 @@ from pixseg.data import create_dataset
 def open_split(data, split: str, transform=None):
     """Split `split` of the dataset `data` (a DataConfig) describes: data.dataset at data.root
     (detected from the layout when data.dataset is None), with data.num_classes and data.options."""
-    return create_dataset(data.dataset, data.root, split, transform, num_classes=data.num_classes,
-                          **data.options)
+    options = dict(data.options)
+    if data.num_classes is not None:
+        if options.setdefault("num_classes", data.num_classes) != data.num_classes:
+            raise ValueError(f"data.num_classes = {data.num_classes} and data.options.num_classes = "
+                             f"{options['num_classes']} disagree")
+    return create_dataset(data.dataset, data.root, split, transform, **options)
 
 
 def resolved(data, dataset):
