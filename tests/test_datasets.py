@@ -403,3 +403,22 @@ def test_trains_two_steps_and_evaluates_on_each_format(tmp_path, capsys, name):
     assert metrics["dataset"] == name and metrics["classes"] == list(dataset.classes)
     assert len(metrics["iou"]) == dataset.num_classes and 0 <= metrics["miou"] <= 1
     assert metrics["num_images"] == len(dataset)
+
+
+def test_datasets_command_and_one_line_errors(tmp_path, capsys):
+    from pixseg.cli import main
+
+    assert main(["datasets"]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in DATASETS) and "regions.txt" in listing
+    make_camvid(tmp_path / "CamVid")
+    assert main(["datasets", "--data", str(tmp_path)]) == 0
+    assert "camvid" in capsys.readouterr().out
+    (tmp_path / "empty").mkdir()
+    assert main(["class-weights", "--data", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert "matches no known layout" in err and "leftImg8bit" in err and err.count("\n") == 1
+    assert main(["class-weights", "--data", str(tmp_path), "--data-option", "seed"]) == 2
+    assert "--data-option 'seed'" in capsys.readouterr().err
+    assert main(["class-weights", "--data", str(tmp_path), "--dataset", "camvid", "--split", "val"]) == 0
+    assert "pedestrian" in capsys.readouterr().out
