@@ -298,7 +298,7 @@ def test_stanford_background_regions_and_seeded_split(tmp_path):
     (root / "labels" / "0000003.regions.txt").write_text(regions_text(np.full((6, 8), 8)))
     with pytest.raises(ValueError, match=r"0000003\.regions\.txt has values \[8\]"):
         train[index]
-    with pytest.raises(ValueError, match="no test split"):
+    with pytest.raises(ValueError, match="split 'test': expected one of train, val"):
         create_dataset("stanford_background", root, "test")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pixseg.data.base import SegmentationDataset, lookup_table, pair_by_key, require_folders
+from pixseg.data.base import SegmentationDataset, lookup_table, require_folders
 
 # The 150 classes of annotation values 1..150, in order (short names of objectInfo150).
 ADE20K_CLASSES = (
@@ -38,15 +38,11 @@ class ADE20K(SegmentationDataset):
     def __init__(self, root, split: str = "train", transform=None):
         root = self.resolve_root(root)
         super().__init__(root, split, transform, ADE20K_CLASSES)
-        if split not in FOLDERS:
-            raise ValueError(f"ade20k split {split!r}: expected one of {', '.join(FOLDERS)} "
-                             f"(the folders {', '.join(FOLDERS.values())})")
+        self.check_split(FOLDERS)
         image_dir, label_dir = root / "images" / FOLDERS[split], root / "annotations" / FOLDERS[split]
         require_folders(root, (image_dir, label_dir), self.layout)
         images = {p.stem: p for p in image_dir.glob("*.jpg")}
         labels = {p.stem: p for p in label_dir.glob("*.png")}
-        self.ids = pair_by_key(images, labels, image_dir, label_dir)
-        self.image_paths = [images[k] for k in self.ids]
-        self.label_paths = [labels[k] for k in self.ids]
+        self.set_pairs(images, labels, image_dir, label_dir)
         self.table = lookup_table({0: 255, **{k: k - 1 for k in range(1, len(ADE20K_CLASSES) + 1)}})
         self.label_values = "0 (other) .. 150"

@@ -122,6 +122,16 @@ class SegmentationDataset:
         self.table = lookup_table({k: k for k in range(self.num_classes)})
         self.label_values = f"0..{self.num_classes - 1} and {VOID} (void)"
 
+    def check_split(self, splits) -> None:
+        if self.split not in splits:
+            raise ValueError(f"{self.name} split {self.split!r}: expected one of {', '.join(splits)}")
+
+    def set_pairs(self, images: dict, labels: dict, image_dir: Path, label_dir: Path) -> None:
+        """Items from {key: image path} and {key: label path}, sorted by key; see pair_by_key."""
+        self.ids = pair_by_key(images, labels, image_dir, label_dir)
+        self.image_paths = [images[k] for k in self.ids]
+        self.label_paths = [labels[k] for k in self.ids]
+
     @property
     def num_classes(self) -> int:
         return len(self.classes)

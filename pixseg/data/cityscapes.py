@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pixseg.data.base import SegmentationDataset, apply_table, lookup_table, pair_by_key, require_folders
+from pixseg.data.base import SegmentationDataset, apply_table, lookup_table, require_folders
 from pixseg.data.palette import read_label_png
 
 # The 19 evaluated classes in train-id order, with the colours of the official label table.
@@ -54,13 +54,11 @@ class Cityscapes(SegmentationDataset):
               f"(or *{TRAIN_ID_SUFFIX})")
     markers = ("leftImg8bit", "gtFine")
     subfolders = ("cityscapes", "Cityscapes")
-    splits = ("train", "val", "test")
 
     def __init__(self, root, split: str = "train", transform=None):
         root = self.resolve_root(root)
         super().__init__(root, split, transform, CITYSCAPES_CLASSES, CITYSCAPES_PALETTE)
-        if split not in self.splits:
-            raise ValueError(f"cityscapes split {split!r}: expected one of {', '.join(self.splits)}")
+        self.check_split(("train", "val", "test"))
         image_dir, label_dir = root / "leftImg8bit" / split, root / "gtFine" / split
         require_folders(root, (image_dir, label_dir), self.layout)
         images = _files(image_dir, IMAGE_SUFFIX)
@@ -69,9 +67,7 @@ class Cityscapes(SegmentationDataset):
             stem = Path(key).name
             raise FileNotFoundError(f"image {images[key]} has no label: neither {stem}{LABEL_ID_SUFFIX} nor "
                                     f"{stem}{TRAIN_ID_SUFFIX} is in {label_dir / Path(key).parent}")
-        self.ids = pair_by_key(images, labels, image_dir, label_dir)
-        self.image_paths = [images[k] for k in self.ids]
-        self.label_paths = [labels[k] for k in self.ids]
+        self.set_pairs(images, labels, image_dir, label_dir)
 
     def read_label(self, path: Path) -> np.ndarray:
         if path.name.endswith(LABEL_ID_SUFFIX):

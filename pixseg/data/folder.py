@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pixseg.data.base import VOID, SegmentationDataset, pair_by_key, read_split_file, require_folders
+from pixseg.data.base import VOID, SegmentationDataset, read_split_file, require_folders
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 CLASSES_FILE = "classes.txt"
@@ -58,9 +58,7 @@ class FolderDataset(SegmentationDataset):
                                         f"image in {image_dir} and a mask in {mask_dir}: {', '.join(unknown[:5])}")
             image_files = {s: image_files[s] for s in stems}
             mask_files = {s: mask_files[s] for s in stems}
-        self.ids = pair_by_key(image_files, mask_files, image_dir, mask_dir)
-        self.image_paths = [image_files[k] for k in self.ids]
-        self.label_paths = [mask_files[k] for k in self.ids]
+        self.set_pairs(image_files, mask_files, image_dir, mask_dir)
 
     @staticmethod
     def _classes(root: Path, num_classes: int | None) -> tuple[str, ...]:

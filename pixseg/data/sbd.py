@@ -62,8 +62,7 @@ class VOCAug(SegmentationDataset):
     def __init__(self, root, split: str = "train", transform=None, sbd_root=None):
         voc_root, sbd_root = self._roots(root, sbd_root)
         super().__init__(voc_root, split, transform, VOC_CLASSES)
-        if split not in ("train", "val"):
-            raise ValueError(f"voc_aug split {split!r}: expected train or val")
+        self.check_split(("train", "val"))
         if split == "val":
             voc = VOCSegmentation(voc_root, "val")
             self.ids, self.image_paths, self.label_paths = voc.ids, voc.image_paths, voc.label_paths

@@ -40,9 +40,7 @@ class StanfordBackground(SegmentationDataset):
     def __init__(self, root, split: str = "train", transform=None, seed: int = 0):
         root = self.resolve_root(root)
         super().__init__(root, split, transform, STANFORD_BACKGROUND_CLASSES)
-        if split not in ("train", "val"):
-            raise ValueError(f"stanford_background split {split!r}: expected train or val (the dataset "
-                             f"ships no test split)")
+        self.check_split(("train", "val"))
         image_dir, label_dir = root / "images", root / "labels"
         images = {p.stem: p for p in image_dir.glob("*.jpg")}
         labels = {p.name[:-len(REGIONS_SUFFIX)]: p for p in label_dir.glob(f"*{REGIONS_SUFFIX}")}
