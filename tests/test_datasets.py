@@ -354,6 +354,15 @@ def test_folder_brings_your_own_data(tmp_path):
     assert create_dataset("folder", tmp_path, "train", num_classes=4).classes[3] == "class_3"
 
 
+def test_folder_takes_the_colours_of_palette_masks(tmp_path):
+    make_folder(tmp_path)
+    assert create_dataset("folder", tmp_path, "train").palette.tolist() == [[0, 0, 0], [128, 0, 0], [0, 128, 0]]
+    mask = Image.fromarray(np.zeros((6, 8), np.uint8), mode="P")
+    mask.putpalette([10, 20, 30, 40, 50, 60, 70, 80, 90])
+    mask.save(tmp_path / "masks" / "cat_1.png")
+    assert create_dataset("folder", tmp_path, "train").palette.tolist() == [[10, 20, 30], [40, 50, 60], [70, 80, 90]]
+
+
 def test_folder_split_subfolders(tmp_path):
     for split, count in (("train", 2), ("val", 1)):
         for i in range(count):

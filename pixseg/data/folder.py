@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from pixseg.data.base import VOID, SegmentationDataset, read_split_file, require_folders
+from pixseg.io import open_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 CLASSES_FILE = "classes.txt"
@@ -28,6 +31,7 @@ class FolderDataset(SegmentationDataset):
     A split is either a list of stems (`root`/<split>.txt or `root`/splits/<split>.txt) or
     subfolders images/<split>/ and masks/<split>/. Class names come from `root`/classes.txt (one per
     line, in index order) or, without that file, from `num_classes` (named class_0, class_1, ...).
+    Colours are those of the masks when they are palette PNGs, else VOC's.
     """
 
     name = "folder"
@@ -59,6 +63,15 @@ class FolderDataset(SegmentationDataset):
             image_files = {s: image_files[s] for s in stems}
             mask_files = {s: mask_files[s] for s in stems}
         self.set_pairs(image_files, mask_files, image_dir, mask_dir)
+        self.palette = self._mask_palette(self.label_paths[0], self.palette)
+
+    def _mask_palette(self, path: Path, default: np.ndarray) -> np.ndarray:
+        """The class colours of palette-PNG masks (those of the first mask), else `default`."""
+        mask = open_image(path, "label file")
+        colours = mask.getpalette() if mask.mode == "P" else None
+        if not colours or len(colours) < 3 * self.num_classes:
+            return default
+        return np.array(colours[:3 * self.num_classes], dtype=np.uint8).reshape(-1, 3)
 
     @staticmethod
     def _classes(root: Path, num_classes: int | None) -> tuple[str, ...]:
