@@ -19,6 +19,11 @@ class ModelConfig:
     dropout: float = 0.5
     padding: str = "classic"
     batch_norm: bool = False
+    # false, true or a mapping of CRF-as-RNN options (pixseg.models.crfrnn): that layer on top.
+    crf_rnn: Any = False
+    # A finished run's checkpoint to start from; a model with crf_rnn takes a checkpoint of its
+    # base network alone (the paper's second stage starts from the first stage's network).
+    init: str | None = None
 
 
 @dataclass

@@ -19,7 +19,7 @@ from pixseg.engine.datasets import open_split, resolved
 from pixseg.engine.evaluate import evaluate
 from pixseg.engine.holdout import split_holdout
 from pixseg.losses import create_loss, weight_method
-from pixseg.models import create_model
+from pixseg.models import CRFRNN, create_model
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "metrics.jsonl"
@@ -41,7 +41,21 @@ def build_model(config: TrainConfig) -> torch.nn.Module:
     m = config.model
     return create_model(m.name, config.data.num_classes, width=m.width, upsample=m.upsample,
                         pretrained=m.pretrained, dropout=m.dropout, padding=m.padding,
-                        batch_norm=m.batch_norm)
+                        batch_norm=m.batch_norm, crf_rnn=m.crf_rnn)
+
+
+def load_initial_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Load a finished run's weights (model.init): into the whole model, or into its base network
+    when the model adds a CRF-RNN layer the checkpoint has none of."""
+    state = load_checkpoint(path)["model"]
+    has_crf = any(key.startswith("crf.") for key in state)
+    target = model.base if isinstance(model, CRFRNN) and not has_crf else model
+    try:
+        target.load_state_dict(state)
+    except RuntimeError as error:
+        first = str(error).splitlines()[0]
+        raise ValueError(f"model.init = {str(path)!r}: its weights do not fit this model ({first}); expected a "
+                         f"checkpoint of the same network") from None
 
 
 def build_loss(config: TrainConfig, train_set, progress: bool = True) -> torch.nn.Module:
@@ -181,6 +195,8 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_schedule(total, config.optim.poly_power))
 
     start = 0
+    if config.model.init is not None and not (resume and checkpoint_path.exists()):
+        load_initial_weights(model, config.model.init)
     if resume and checkpoint_path.exists():
         state = load_checkpoint(checkpoint_path, map_location=device)
         differences = _config_differences(state["config"], config.to_dict())
@@ -252,8 +268,8 @@ def load_trained_model(checkpoint: str | Path, device: torch.device | str = "cpu
     """Rebuild the model a checkpoint was trained as and load its weights; returns (model, config)."""
     state = load_checkpoint(checkpoint, map_location=device)
     config = config_from_dict(state["config"], str(checkpoint))
-    # Pretrained backbone weights are already inside the checkpoint.
-    config.model.pretrained = None
+    # Pretrained backbone and initial weights are already inside the checkpoint.
+    config.model.pretrained = config.model.init = None
     model = build_model(config).to(device)
     model.load_state_dict(state["model"])
     model.eval()
