@@ -21,7 +21,7 @@ li.holds::marker { content: "\\2713  "; color: #1a7f37; } li.fails::marker { con
 """
 
 
-def _table_html(table: dict) -> str:
+def table_html(table: dict) -> str:
     columns = table["columns"]
     best = [max(row[c] for row in table["rows"]) for c in range(1, len(columns))]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
@@ -35,7 +35,7 @@ def _table_html(table: dict) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _image_html(path: Path, alt: str) -> str:
+def image_html(path: Path, alt: str) -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
@@ -74,16 +74,22 @@ def render_report(path: str | Path, *, tables: dict, figures: dict[str, Path], c
         f'models: {html.escape(", ".join(models))} &middot; CRF (tuned on held-out training images): '
         f'appearance {html.escape(str(tuple(crf["appearance"])))}, smoothness '
         f'{html.escape(str(tuple(crf["smoothness"])))}, {crf["iterations"]} iterations</p>',
-        "<h2>Mean IoU (%) on val</h2>", _table_html(tables["iou"]),
+        "<h2>Mean IoU (%) on val</h2>", table_html(tables["iou"]),
         "<h2>Foreground recall (%) on val</h2>",
         "<p class='meta'>Object pixels labelled with their correct class / all object pixels.</p>",
-        _table_html(tables["recall"]),
+        table_html(tables["recall"]),
         "<h2>What the paper claims, checked</h2>", f"<ul>{claims}</ul>",
     ]
     for title, figure in figures.items():
-        sections += [f"<h2>{html.escape(title[:1].upper() + title[1:])}</h2>", _image_html(figure, title)]
+        sections += [f"<h2>{html.escape(title[:1].upper() + title[1:])}</h2>", image_html(figure, title)]
+    return write_page(path, "pixseg report", sections)
+
+
+def write_page(path: str | Path, title: str, sections: list[str]) -> Path:
+    """Write one self-contained HTML page from its sections (HTML strings), atomically."""
+    path = Path(path)
     page = ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<title>pixseg report</title><style>{STYLE}</style></head><body>\n"
+            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>\n"
             + "\n".join(sections) + "\n</body></html>\n")
     write_text(path, page)
     return path

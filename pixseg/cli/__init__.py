@@ -15,6 +15,7 @@ SUBCOMMANDS = (
     "demo",
     "experiment",
     "synth",
+    "synth-video",
     "train",
     "eval",
     "predict",
@@ -24,6 +25,7 @@ SUBCOMMANDS = (
     "class-weights",
     "datasets",
     "objectness",
+    "forecast",
 )
 
 

@@ -175,6 +175,12 @@ def _object_frame(rng, h, w, size_range, free_rotation):
     angle = rng.uniform(0, 2 * np.pi) if free_rotation else rng.normal(0, 0.2)
     mirror = rng.choice((-1.0, 1.0))
     cx, cy = rng.uniform(0.05 * w, 0.95 * w), rng.uniform(0.05 * h, 0.95 * h)
+    return object_grid(h, w, cx, cy, half_u, half_v, angle, mirror)
+
+
+def object_grid(h, w, cx, cy, half_u, half_v, angle, mirror):
+    """The image region an object centred at (cx, cy) may cover, clipped to the image, and its
+    object-frame coordinates there: pixels (pu, pv) and local units (u, v) spanning [-1, 1]."""
     reach = np.hypot(half_u, half_v)
     y0, y1 = max(0, int(cy - reach)), min(h, int(cy + reach) + 2)
     x0, x1 = max(0, int(cx - reach)), min(w, int(cx + reach) + 2)

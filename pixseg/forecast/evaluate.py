@@ -1,0 +1,131 @@
+"""Scoring forecasts: the model rolled out, copy-last and flow warping, mIoU per method and horizon,
+written as results.json, a curve, panels and report.html."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pixseg.data.cityscapes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
+from pixseg.data.sequences import SequenceWindows
+from pixseg.engine.train import resolve_device
+from pixseg.forecast.baselines import copy_last, estimate_motion, flow_forecast
+from pixseg.forecast.model import MODELS, rollout
+from pixseg.forecast.train import load_forecaster, window_tensor
+from pixseg.io import atomic_path, write_text
+from pixseg.metrics import ConfusionMatrix
+from pixseg.report import image_html, table_html, write_page
+from pixseg.viz import colorize, overlay, save_panel
+
+METHODS = ("model", "copy-last", "flow")
+PANEL_ROWS = 4
+
+
+def parse_horizons(text: str) -> tuple[int, ...]:
+    try:
+        horizons = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        horizons = ()
+    if not horizons or min(horizons) < 1 or len(set(horizons)) != len(horizons):
+        raise ValueError(f"--horizons {text!r}: expected distinct positive frame counts separated by commas, "
+                         "e.g. 3,9")
+    return tuple(sorted(horizons))
+
+
+def evaluate_forecasts(checkpoint, data, out_dir, *, split: str = "val", horizons=(3, 9), stride: int = 5,
+                       device: str = "auto", progress: bool = True) -> dict:
+    """mIoU of the model's rolled-out forecast, copy-last and flow warping at each horizon, over the
+    windows of `split` (one every `stride` frames); writes results.json, curve.png, panels.png and
+    report.html under out_dir and returns {"miou": {method: {horizon: value}}, ...}."""
+    device = resolve_device(device)
+    model, config = load_forecaster(checkpoint, device)
+    bad = [h for h in horizons if h % config.gap]
+    if bad:
+        raise ValueError(f"horizons {bad} are not multiples of {config.gap}, the frame gap {checkpoint} "
+                         "was trained with (the model forecasts that many frames per step)")
+    windows = SequenceWindows(data, split, config.num_classes, config.inputs, config.gap, horizons,
+                              stride=stride, frames=True, labels=config.labels, label_suffix=config.label_suffix)
+    frames_in = MODELS[config.model][0]
+    scores = {m: {h: ConfusionMatrix(config.num_classes) for h in horizons} for m in METHODS}
+    panel_every = max(1, len(windows) // PANEL_ROWS)
+    palette = CITYSCAPES_PALETTE if config.num_classes == len(CITYSCAPES_CLASSES) else None
+    panels = []
+    with torch.no_grad():
+        for index in tqdm(range(len(windows)), desc="forecast eval", unit="window", disable=not progress):
+            item = windows[index]
+            x = window_tensor(item["inputs"], config.num_classes, item["input_images"] if frames_in else None)
+            predictions = rollout(model, x[None].to(device), max(horizons) // config.gap)
+            images, last = item["input_images"], item["inputs"][-1]
+            motion = estimate_motion(images[-2], images[-1])
+            forecasts = {}
+            for k, h in enumerate(horizons):
+                forecasts[h] = {
+                    "model": predictions[h // config.gap - 1][0, :config.num_classes].argmax(0).cpu().numpy(),
+                    "copy-last": copy_last(item["inputs"]),
+                    "flow": flow_forecast(last, motion, h / config.gap),
+                }
+                for method, forecast in forecasts[h].items():
+                    scores[method][h].update(forecast, item["targets"][k])
+            if index % panel_every == 0 and len(panels) < PANEL_ROWS:
+                h = max(horizons)
+                panels.append([overlay(images[-1], last, palette=palette),
+                               *(colorize(forecasts[h][m], palette) for m in METHODS),
+                               colorize(item["targets"][-1], palette)])
+    miou = {m: {h: scores[m][h].compute()["miou"] for h in horizons} for m in METHODS}
+    results = {"checkpoint": str(checkpoint), "data": str(data), "split": split, "windows": len(windows),
+               "model": config.model, "horizons": list(horizons), "miou": miou}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
+    h = max(horizons)
+    save_panel(out_dir / "panels.png", panels,
+               ["past (last input)", f"{config.model} t+{h}", f"copy-last t+{h}", f"flow t+{h}", f"target t+{h}"])
+    _save_curve(out_dir / "curve.png", miou, horizons, config.model)
+    _write_report(out_dir, results)
+    return results
+
+
+def _label(method: str, model_name: str) -> str:
+    return model_name.upper() if method == "model" else method
+
+
+def _save_curve(path: Path, miou: dict, horizons, model_name: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5, 3.4))
+    for method, values in miou.items():
+        axis.plot(horizons, [100 * values[h] for h in horizons], marker="o", label=_label(method, model_name))
+    axis.set_xlabel("frames ahead")
+    axis.set_ylabel("mIoU (%)")
+    axis.set_xticks(list(horizons))
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
+    plt.close(figure)
+
+
+def _write_report(out_dir: Path, results: dict) -> None:
+    horizons = results["horizons"]
+    table = {"columns": ["method", *(f"t+{h}" for h in horizons)],
+             "rows": [[_label(m, results["model"]), *(100 * v[h] for h in horizons)]
+                      for m, v in results["miou"].items()]}
+    sections = [
+        "<h1>pixseg: forecasting future segmentations</h1>",
+        f"<p class='meta'>Checkpoint {html.escape(results['checkpoint'])} &middot; data "
+        f"{html.escape(results['data'])} ({html.escape(results['split'])}, {results['windows']} windows)</p>",
+        "<h2>Mean IoU (%) of the forecast against the target labels</h2>", table_html(table),
+        "<h2>mIoU against horizon</h2>", image_html(out_dir / "curve.png", "mIoU against horizon"),
+        f"<h2>Past | forecasts | target at t+{max(horizons)}</h2>",
+        image_html(out_dir / "panels.png", "forecast panels"),
+    ]
+    write_page(out_dir / "report.html", "pixseg forecast report", sections)

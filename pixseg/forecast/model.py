@@ -1,0 +1,92 @@
+"""The S2S forecaster: a coarse network on the inputs at half resolution, refined by a full-resolution
+network that sees the inputs and the upsampled coarse output, and adds that output to its own.
+
+A window is a tensor N×T×K×H×W: T past frames, each K channels (C class probabilities, then 3 image
+channels for the variants that see frames). The model returns the next frame's channels at both
+scales, (fine N×K'×H×W, coarse N×K'×H/2×W/2): softmax probabilities for the classes, and for the
+variant that predicts frames, the frame's channels as they are.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# name -> (sees frames, predicts frames). XS2S sees the frames but cannot roll out past one step (it
+# would need frames it does not predict); XS2XS predicts them too.
+MODELS = {
+    "s2s": (False, False),
+    "xs2s": (True, False),
+    "xs2xs": (True, True),
+}
+IMAGE_CHANNELS = 3
+
+
+def _convs(channels: list[int], kernels: list[int]) -> nn.Sequential:
+    """Padded convolutions with ReLU between them and none after the last."""
+    layers = []
+    for k, (c_in, c_out) in enumerate(zip(channels, channels[1:])):
+        layers.append(nn.Conv2d(c_in, c_out, kernels[k], padding=kernels[k] // 2))
+        if k < len(kernels) - 1:
+            layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class S2S(nn.Module):
+    """Two-scale forecaster; `width` scales the hidden channels (1.0: 128, 256, 128 as published)."""
+
+    def __init__(self, num_classes: int, inputs: int = 4, frames_in: bool = False, frames_out: bool = False,
+                 width: float = 1.0):
+        super().__init__()
+        if not width > 0:
+            raise ValueError(f"width must be positive, got {width!r}")
+        self.num_classes, self.inputs = num_classes, inputs
+        self.in_channels = num_classes + IMAGE_CHANNELS * frames_in
+        self.out_channels = num_classes + IMAGE_CHANNELS * frames_out
+        hidden = [max(1, round(c * width)) for c in (128, 256, 128)]
+        stacked = inputs * self.in_channels
+        self.coarse = _convs([stacked, *hidden, self.out_channels], [3, 3, 3, 3])
+        self.fine = _convs([stacked + self.out_channels, *hidden, self.out_channels], [5, 3, 3, 5])
+
+    def forward(self, window: torch.Tensor):
+        n, t, k, h, w = window.shape
+        if (t, k) != (self.inputs, self.in_channels):
+            raise ValueError(f"the model takes windows of {self.inputs} frames of {self.in_channels} channels, "
+                             f"got {t} of {k}")
+        x = window.reshape(n, t * k, h, w)
+        coarse = self.coarse(F.avg_pool2d(x, 2))
+        up = F.interpolate(coarse, size=(h, w), mode="nearest")
+        fine = self.fine(torch.cat([x, up], 1)) + up
+        return self._activate(fine), self._activate(coarse)
+
+    def _activate(self, out: torch.Tensor) -> torch.Tensor:
+        c = self.num_classes
+        return torch.cat([out[:, :c].softmax(1), out[:, c:]], 1)
+
+
+def create_forecaster(name: str, num_classes: int, inputs: int = 4, width: float = 1.0) -> S2S:
+    if name not in MODELS:
+        raise ValueError(f"forecast model {name!r} is not one of {', '.join(MODELS)}")
+    frames_in, frames_out = MODELS[name]
+    return S2S(num_classes, inputs, frames_in=frames_in, frames_out=frames_out, width=width)
+
+
+def rollout(model, window: torch.Tensor, steps: int, all_scales: bool = False) -> list:
+    """Forecast `steps` frames ahead one at a time: each prediction joins the window as its newest
+    frame and the oldest leaves. Returns each step's fine-scale prediction, oldest first, or with
+    all_scales=True everything the model returned for it."""
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    outputs = []
+    for step in range(steps):
+        output = model(window)
+        outputs.append(output if all_scales else output[0])
+        if step + 1 < steps:
+            prediction = output[0]
+            if prediction.shape[1] != window.shape[2]:
+                raise ValueError(f"a model predicting {prediction.shape[1]} of its {window.shape[2]} input "
+                                 "channels cannot roll out past one step (xs2s does not predict frames; "
+                                 "use s2s or xs2xs)")
+            window = torch.cat([window[:, 1:], prediction[:, None]], 1)
+    return outputs
