@@ -92,3 +92,16 @@ def test_synthetic_objects_move_so_copying_the_last_frame_fails():
     assert scores[9] < 0.5 and scores[9] < scores[3] - 0.1
     # Objects appear and disappear: some class is absent from a sequence's first or last frame.
     assert any(set(np.unique(f[0][1])) != set(np.unique(f[-1][1])) for f in sequences)
+
+
+def test_cityscapes_label_ids_map_to_train_ids(tmp_path):
+    for frame in range(4):
+        write_frame(tmp_path, "train", "ulm", 3, frame, 0, label=False)
+        ids = np.full((6, 10), 26, np.uint8)  # car
+        ids[0] = 0  # unlabeled
+        save_label_png(tmp_path / "labels" / "train" / "ulm" / f"ulm_000003_{frame:06d}_gtFine_labelIds.png", ids)
+    windows = SequenceWindows(tmp_path, "train", inputs=2, gap=1, horizons=(2,), labels="labels",
+                              label_suffix="_gtFine_labelIds.png")
+    item = windows[0]
+    assert len(windows) == 1 and set(np.unique(item["inputs"])) == {13, 255}
+    assert (item["targets"][0, 0] == 255).all() and (item["targets"][0, 1:] == 13).all()
