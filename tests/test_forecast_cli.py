@@ -26,6 +26,12 @@ def test_train_resume_eval(video, tmp_path, capsys):
     assert main([*args[:-1], "3", "--resume"]) == 2
     assert "rollout_steps" in capsys.readouterr().err
 
+    tuned = ["forecast", "train", "--data", str(video), "--out", str(tmp_path / "tuned"), "--crop", "16",
+             "--iterations", "1", "--rollout-steps", "3", "--init", str(out / "checkpoint.pt")]
+    assert main([*tuned, "--width", "0.1"]) == 2
+    assert "width 0.05 there, 0.1 here" in capsys.readouterr().err
+    assert main([*tuned, "--width", "0.05"]) == 0
+
     report = tmp_path / "eval"
     assert main(["forecast", "eval", "--checkpoint", str(out / "checkpoint.pt"), "--data", str(video),
                  "--horizons", "3,6,9", "--stride", "4", "--out", str(report)]) == 0

@@ -17,6 +17,8 @@ def register(subparsers):
     train.add_argument("--width", type=float, default=1.0, help="hidden channels x this (1.0: as published)")
     train.add_argument("--rollout-steps", type=int, default=1,
                        help="steps rolled out per sample, each prediction fed back (3 for the mid-term model)")
+    train.add_argument("--init", default=None,
+                       help="forecast checkpoint to start from, e.g. a short-term model to fine-tune with rollout")
     train.add_argument("--crop", type=int, default=64, help="square training patch side (default 64)")
     train.add_argument("--batch-size", type=int, default=4)
     train.add_argument("--iterations", type=int, default=2000)
@@ -60,7 +62,7 @@ def run_train(args):
         inputs=args.inputs, gap=args.gap, rollout_steps=args.rollout_steps, crop=args.crop,
         batch_size=args.batch_size, iterations=args.iterations, optimizer=args.optimizer, lr=args.lr,
         seed=args.seed, device=args.device, labels=args.labels, label_suffix=args.label_suffix,
-        checkpoint_every=args.checkpoint_every)
+        checkpoint_every=args.checkpoint_every, init=args.init)
     print(f"checkpoint: {train_forecaster(config, args.out, resume=args.resume)}")
 
 

@@ -47,6 +47,8 @@ class ForecastConfig:
     labels: str = LABEL_FOLDER
     label_suffix: str = LABEL_SUFFIX
     checkpoint_every: int = 100
+    # A forecast checkpoint to start from (the paper fine-tunes its short-term model with rollout).
+    init: str | None = None
 
     def check(self) -> None:
         if self.model not in MODELS:
@@ -150,6 +152,8 @@ def train_forecaster(config: ForecastConfig, out_dir, *, resume: bool = False, p
         start = state["step"]
         _truncate_log(log_path, start)
     else:
+        if config.init is not None:
+            _start_from(model, config, device)
         out_dir.mkdir(parents=True, exist_ok=True)
         log_path.unlink(missing_ok=True)
     if start >= config.iterations:
@@ -186,13 +190,27 @@ def train_forecaster(config: ForecastConfig, out_dir, *, resume: bool = False, p
     return checkpoint_path
 
 
+def _start_from(model, config: ForecastConfig, device) -> None:
+    state = load_checkpoint(config.init, map_location=device)
+    saved = _saved_config(state, config.init)
+    differences = [f"{k} {getattr(saved, k)!r} there, {getattr(config, k)!r} here"
+                   for k in ("model", "width", "num_classes", "inputs") if getattr(saved, k) != getattr(config, k)]
+    if differences:
+        raise ValueError(f"cannot start from {config.init}: the networks differ: " + "; ".join(differences))
+    model.load_state_dict(state["model"])
+
+
+def _saved_config(state: dict, path) -> ForecastConfig:
+    known = {f.name for f in fields(ForecastConfig)}
+    if not set(state["config"]) <= known or "model" not in state["config"]:
+        raise ValueError(f"checkpoint {path} was not written by `pixseg forecast train`")
+    return ForecastConfig(**state["config"])
+
+
 def load_forecaster(checkpoint, device="cpu"):
     """The model a checkpoint was trained as, with its weights, in eval mode; returns (model, config)."""
     state = load_checkpoint(checkpoint, map_location=device)
-    known = {f.name for f in fields(ForecastConfig)}
-    if not set(state["config"]) <= known or "model" not in state["config"]:
-        raise ValueError(f"checkpoint {checkpoint} was not written by `pixseg forecast train`")
-    config = ForecastConfig(**state["config"])
+    config = _saved_config(state, checkpoint)
     model = create_forecaster(config.model, config.num_classes, config.inputs, config.width).to(device)
     model.load_state_dict(state["model"])
     model.eval()
