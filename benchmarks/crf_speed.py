@@ -28,7 +28,7 @@ import skimage.data
 import torch
 from skimage.transform import resize
 
-from pixseg.crf import CRF_PRESETS, dense_crf
+from pixseg.crf import CRF_PRESETS, dense_crf, keep_freed_memory
 from pixseg.crf.inference import numba_operator
 from pixseg.crf.features import appearance_features, smoothness_features
 from pixseg.crf.lattice import splat_table, table_parts
@@ -120,6 +120,7 @@ def main():
     parser.add_argument("--iterations", type=int, nargs="+", default=[5, 10])
     parser.add_argument("--no-torch", action="store_true", help="skip the torch backend on CPU (slow)")
     args = parser.parse_args()
+    keep_freed_memory()  # as the pixseg command does; it serves both methods
 
     images = test_images()
     probs = {name: test_probs(index) for index, name in enumerate(images)}

@@ -50,16 +50,13 @@ def save_png(path: str | Path, picture: np.ndarray) -> None:
 
 def save_panel(path: str | Path, rows: list[list[np.ndarray]], titles: list[str]) -> None:
     """Save a grid of same-height pictures, one row per example and one titled column per view."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # a figure of its own: pyplot's global backend is left alone
 
     if not rows or any(len(row) != len(titles) for row in rows):
         raise ValueError(f"every row needs {len(titles)} pictures, one per title")
     height, width = rows[0][0].shape[:2]
-    figure, axes = plt.subplots(len(rows), len(titles), squeeze=False,
-                                figsize=(len(titles) * 2.2 * width / height, len(rows) * 2.2 + 0.3))
+    figure = Figure(figsize=(len(titles) * 2.2 * width / height, len(rows) * 2.2 + 0.3))
+    axes = figure.subplots(len(rows), len(titles), squeeze=False)
     for r, row in enumerate(rows):
         for c, picture in enumerate(row):
             axis = axes[r][c]
@@ -71,4 +68,3 @@ def save_panel(path: str | Path, rows: list[list[np.ndarray]], titles: list[str]
     figure.tight_layout()
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=100)
-    plt.close(figure)

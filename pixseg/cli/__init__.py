@@ -45,7 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from pixseg.crf import keep_freed_memory
+
     args = build_parser().parse_args(argv)
+    # The command owns its process, so it opts in to the allocator setting the CRF calls benefit
+    # from (pixseg/crf/heap.py); the library never changes it behind a caller's back.
+    keep_freed_memory()
     try:
         return args.func(args) or 0
     except (CommandError, FileNotFoundError, ValueError) as error:

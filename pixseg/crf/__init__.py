@@ -5,7 +5,8 @@ filtered many times), `grid_lattice` (the same lattice on the pixel grid, for th
 on the numba backend), `features` (per-pixel lattice features), `kernels` (normalisation, the summed
 message operator), `meanfield` (the inference loop), `inference` (dense_crf, input checks), `exact`
 (O(N^2) ground truth), `crfrnn` (CRF as RNN: mean field as a trainable torch layer), `params`,
-`heap` (glibc keeps freed memory for the next call; applied on import).
+`heap` (an opt-in: glibc keeps freed memory for the next call). Importing the package changes
+nothing in the host process.
 """
 
 from pixseg.crf.crfrnn import CRFasRNN
@@ -18,5 +19,3 @@ from pixseg.crf.pos import pos_crf
 
 __all__ = ["CRFasRNN", "CRF_PRESETS", "DEFAULT_PRESET", "PermutohedralLattice", "dense_crf", "dense_crf_batch",
            "exact_filter", "keep_freed_memory", "pos_crf"]
-
-keep_freed_memory()

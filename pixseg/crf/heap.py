@@ -1,4 +1,4 @@
-"""Keep freed heap memory mapped for the next CRF call (glibc only).
+"""Keep freed heap memory mapped for the next CRF call (glibc only; an explicit opt-in).
 
 One dense CRF call on a 500 x 375 image allocates and frees 60 to 110 MB of tables and per-pixel
 arrays. By default glibc unmaps blocks above its (moving) mmap threshold when they are freed, and
@@ -8,10 +8,13 @@ microseconds: 1,200 to 5,800 faults and 20 to 70 ms of system time per call, a t
 whole CRF time when other work (the network, another library) runs between calls.
 
 `keep_freed_memory` fixes the mmap threshold at glibc's largest (32 MiB: smaller blocks come from
-the heap) and lets up to KEEP_BYTES of freed heap stay mapped for reuse. It is called once when
-pixseg.crf is imported. The cost: the process's resident memory does not shrink below its peak
-heap use (up to KEEP_BYTES) after a call. Settings the user gave glibc (the MALLOC_*_ variables
-or glibc.malloc tunables) win: then nothing is changed.
+the heap) and lets up to KEEP_BYTES of freed heap stay mapped for reuse. It changes the allocator
+of the whole process, so the library never calls it on its own: importing pixseg or calling
+dense_crf leaves malloc as it was. A program that runs many CRF calls opts in by calling
+`pixseg.crf.keep_freed_memory()` once; the `pixseg` command does so at start. The cost: the
+process's resident memory does not shrink below its peak heap use (up to KEEP_BYTES) after a call.
+Settings the user gave glibc (the MALLOC_*_ variables or glibc.malloc tunables) win: then nothing
+is changed.
 """
 
 import ctypes

@@ -8,37 +8,34 @@ normalisation follow the reference implementation (pydensecrf), whose labels it 
 """
 
 import contextlib
+import ctypes
 import numbers
 import os
 import sys
 
 import numpy as np
-from numba import get_num_threads, njit, prange, set_num_threads
+from numba import config, get_num_threads, njit, prange, set_num_threads
 from tqdm import tqdm
 
 from pixseg.crf.features import appearance_features, smoothness_features
 from pixseg.crf.kernels import message_operator
 from pixseg.crf.grid_lattice import GridLattice
 from pixseg.crf.lattice import PermutohedralLattice
-from pixseg.crf.meanfield import mean_field_numba, mean_field_torch
+from pixseg.crf.meanfield import MIN_SHARES, mean_field_numba, mean_field_torch
 from pixseg.crf.params import DEFAULT_APPEARANCE, DEFAULT_ITERATIONS, DEFAULT_SMOOTHNESS
 
 BACKENDS = ("auto", "numba", "torch")
 SUM_TOLERANCE = 1e-3  # |sum_c p_c - 1| allowed per pixel; more is an error, never renormalised
 # Below this many points a parallel region costs more than it saves (waking the threads), so small
-# images run in the calling thread.
+# images run in the calling thread. The result does not depend on it: Q is the same to the bit on
+# any number of threads.
 SERIAL_BELOW = 32768
-# When the 1-minute load average reaches the number of CPUs plus this, the calling thread works
-# alone (as GNU OpenMP's OMP_DYNAMIC would): every parallel region then waits for threads the
-# scheduler has put aside. On 2 busy CPUs (load 3.5 to 5) a 500 x 375 image took 1.5 to 2 times as
-# long with two threads as with one.
-SERIAL_EXTRA_LOAD = 1.0
 # The smoothness kernel's bandwidth below which its lattice is built in grid form (numba_operator).
 GRID_BELOW_THETA = 2.0
 
 
 def dense_crf(image, probs=None, *, iterations=DEFAULT_ITERATIONS, appearance=DEFAULT_APPEARANCE,
-              smoothness=DEFAULT_SMOOTHNESS, unary=None, compat=None, backend="auto", device=None):
+              smoothness=DEFAULT_SMOOTHNESS, unary=None, compat=None, backend="auto", device=None, threads=None):
     """Mean-field inference in the fully connected CRF. Returns (labels H x W, Q C x H x W float32).
 
     image: uint8 H x W x 3 RGB (numpy, torch or anything np.asarray takes). Grayscale H x W or
@@ -53,15 +50,19 @@ def dense_crf(image, probs=None, *, iterations=DEFAULT_ITERATIONS, appearance=DE
         Defaults: DeepLab v2's setting (see pixseg.crf.params for why, and CRF_PRESETS).
     compat: None for Potts (cost 1 between different labels), or a symmetric C x C matrix mu of
         label compatibilities, mu[l, l'] the cost of labels l and l' at similar pixels.
-    backend: "numba" (CPU, numba's threads; one thread for images under SERIAL_BELOW pixels or
-        while the load average shows the CPUs oversubscribed, where that is faster), "torch" (on
-        `device`, default the input tensor's device or CPU) or "auto": torch when probs/unary is a
-        CUDA tensor or a device is given, else numba.
+    backend: "numba" (CPU), "torch" (on `device`, default the input tensor's device or CPU) or
+        "auto": torch when probs/unary is a CUDA tensor or a device is given, else numba.
+    threads: how many threads the numba backend uses; None: numba's setting for the calling
+        thread (numba.get_num_threads(), which numba.set_num_threads or NUMBA_NUM_THREADS set).
+        Images under SERIAL_BELOW pixels run in the calling thread. The numba backend's labels and
+        Q are the same to the bit whatever the thread count and the machine's load. The torch
+        backend uses torch's own thread setting, which dense_crf leaves alone.
 
     labels are uint8 when C <= 256, else int32, and argmax_c Q. Results are numpy arrays, or
     torch tensors on the input's device when probs/unary was a tensor.
     """
     backend = _choose_backend(backend, probs, unary, device)
+    threads = _check_threads(threads, backend)
     iterations = _check_iterations(iterations)
     w1, theta_a, theta_b = _check_kernel("appearance", appearance, ("w1", "theta_a", "theta_b"))
     w2, theta_g = _check_kernel("smoothness", smoothness, ("w2", "theta_g"))
@@ -76,7 +77,7 @@ def dense_crf(image, probs=None, *, iterations=DEFAULT_ITERATIONS, appearance=DE
     kernels = [kernel for kernel in kernels if kernel[2] > 0] if iterations > 0 else []
 
     if backend == "numba":
-        with _threads_for(height * width):
+        with _numba_threads(1 if height * width < SERIAL_BELOW else threads):
             operator = numba_operator(kernels, height, width, theta_g)
             labels, q = mean_field_numba(_to_numpy(values).reshape(channels, -1), is_unary, operator, compat,
                                          iterations if kernels else 0, label_dtype)
@@ -90,13 +91,12 @@ def dense_crf(image, probs=None, *, iterations=DEFAULT_ITERATIONS, appearance=DE
     from pixseg.crf.lattice_torch import TorchLattice
 
     device = torch.device(device if device is not None else values.device if _is_tensor(values) else "cpu")
-    with _threads_for(height * width, torch_cpu=device.type == "cpu"):
-        lattices = [(TorchLattice(torch.as_tensor(f(), device=device)), w) for _, f, w in kernels]
-        operator = message_operator(lattices) if lattices else None
-        del lattices
-        labels, q = mean_field_torch(torch.as_tensor(values, device=device).reshape(channels, -1), is_unary,
-                                     operator, None if compat is None else torch.as_tensor(compat, device=device),
-                                     iterations if kernels else 0)
+    lattices = [(TorchLattice(torch.as_tensor(f(), device=device)), w) for _, f, w in kernels]
+    operator = message_operator(lattices) if lattices else None
+    del lattices
+    labels, q = mean_field_torch(torch.as_tensor(values, device=device).reshape(channels, -1), is_unary,
+                                 operator, None if compat is None else torch.as_tensor(compat, device=device),
+                                 iterations if kernels else 0)
     labels = labels.to(torch.uint8 if label_dtype == np.uint8 else torch.int32).reshape(height, width)
     q = q.reshape(channels, height, width)
     if _is_tensor(values):
@@ -111,13 +111,14 @@ def numba_operator(kernels, height, width, theta_g):
     pass beats the general lattice's passes over a table that size; for wide ones the general
     lattice is small enough to stay in cache beside the appearance kernel's and costs less.
 
-    Without a grid kernel, a lattice too large for the splat to be fused into the pixel pass (see
-    `splat_shares`) numbers its vertices in key order, which keeps the blur's chains local, and
-    the operator then visits the pixels sorted by their vertices (see `message_operator`). With a
-    grid kernel the pixels stay in image order, which its streaming pass needs, and so do the
-    vertices' numbers: by first appearance, which keeps the splat and slice local."""
+    Without a grid kernel, a lattice too large for the splat to be fused into the pixel pass (more
+    than N / MIN_SHARES vertices, see `splat_shares`) numbers its vertices in key order, which
+    keeps the blur's chains local, and the operator then visits the pixels sorted by their
+    vertices (see `message_operator`). With a grid kernel the pixels stay in image order, which its
+    streaming pass needs, and so do the vertices' numbers: by first appearance, which keeps the
+    splat and slice local. Neither choice depends on the thread count, so neither does Q."""
     grid = theta_g < GRID_BELOW_THETA and any(name == "smoothness" for name, _, _ in kernels)
-    key_order_from = None if grid else height * width // get_num_threads() + 1
+    key_order_from = None if grid else height * width // MIN_SHARES + 1
     # Each lattice is dropped once merged.
     lattices = [(GridLattice(height, width, theta_g) if grid and name == "smoothness"
                  else PermutohedralLattice(features(), key_order_from), weight) for name, features, weight in kernels]
@@ -142,33 +143,48 @@ def dense_crf_batch(images, probs_list=None, *, unary=None, progress=False, **op
     return results
 
 
-def _oversubscribed():
-    if not hasattr(os, "getloadavg"):
-        return False
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return os.getloadavg()[0] >= cpus + SERIAL_EXTRA_LOAD
+def _numba_thread_count():
+    """numba.get_num_threads(), without the side effect of its first call: that call starts numba's
+    thread pool, and numba's OpenMP layer then sets OpenMP's thread count to the pool's size
+    (NUMBA_NUM_THREADS). torch shares the process's libgomp, so torch would run on that many
+    threads from then on. OpenMP's count is put back as it was."""
+    try:
+        gomp = ctypes.CDLL("libgomp.so.1", mode=os.RTLD_NOLOAD)  # only if the process has it already
+    except (OSError, AttributeError):
+        return get_num_threads()
+    before = gomp.omp_get_max_threads()
+    threads = get_num_threads()
+    if gomp.omp_get_max_threads() != before:
+        gomp.omp_set_num_threads(before)
+    return threads
 
 
 @contextlib.contextmanager
-def _threads_for(num_points, torch_cpu=False):
-    """Run the numba kernels (and torch's CPU operations, with torch_cpu) in the calling thread
-    alone when there are few points or the machine is oversubscribed."""
-    if num_points >= SERIAL_BELOW and not _oversubscribed():
-        yield
-        return
-    threads = get_num_threads()
-    set_num_threads(1)
-    if torch_cpu:
-        import torch
-
-        torch_threads = torch.get_num_threads()
-        torch.set_num_threads(1)
+def _numba_threads(threads):
+    """numba's thread count for the calling thread set to `threads` for the block (numba's setting
+    is per calling thread, so other threads' calls are not affected), then restored."""
+    before = _numba_thread_count()
+    set_num_threads(threads)
     try:
         yield
     finally:
-        set_num_threads(threads)
-        if torch_cpu:
-            torch.set_num_threads(torch_threads)
+        set_num_threads(before)
+
+
+def _check_threads(threads, backend):
+    if backend == "torch":
+        if threads is not None:
+            raise ValueError(f"threads={threads!r} applies to the numba backend; the torch backend uses "
+                             f"torch.set_num_threads")
+        return None
+    current = _numba_thread_count()  # before any parallel kernel runs (see _numba_thread_count)
+    if threads is None:
+        return current
+    limit = config.NUMBA_NUM_THREADS
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or not 1 <= threads <= limit:
+        raise ValueError(f"threads must be a whole number from 1 to {limit} (numba's pool, NUMBA_NUM_THREADS), "
+                         f"got {threads!r}")
+    return int(threads)
 
 
 def _is_tensor(value):

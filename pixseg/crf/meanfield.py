@@ -24,13 +24,17 @@ loop, so the slice and the fused splat update rows through `pixseg.crf.lanes`.
 """
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import njit, prange
 
 from pixseg.crf.lanes import add_scaled
 from pixseg.crf.lattice import FASTMATH, blur, splat, splat_table, table_parts
 from pixseg.crf.prefetch import prefetch_row
 
 _LANES = 8
+# Ranges of pixels whose fused splats run in parallel (see `splat_shares`): at least two, so the
+# fused pass has parallel work; at most 4: each share zeroes and sums a table of its own, work that
+# fewer threads than shares do in turn (7 to 15% of a photo's call on one thread with 4 to 6 shares).
+MIN_SHARES, MAX_SHARES = 2, 4
 _CHUNK = 2048  # pixels per parallel work item (scratch rows are allocated per item)
 _BLOCK = 64  # pixels whose logits are exponentiated in one flat loop
 # Pixels ahead whose lattice rows the slice prefetches: on large lattices nearly every row misses.
@@ -309,12 +313,17 @@ def _to_channels(q, q_out, labels):
 
 
 def splat_shares(num_points, num_vertices):
-    """How many ranges of pixels splat in parallel inside the pixel pass, or 0 to splat as a
-    separate gather. Fusing pays while the lattice is small next to the image: its tables, one per
-    thread, then stay in cache. On large lattices the scattered updates miss on every vertex and the
-    private tables cost more than the gather."""
-    threads = get_num_threads()
-    return threads if 0 < threads * num_vertices <= num_points else 0
+    """How many ranges of pixels splat in parallel inside the pixel pass, each into a table of its
+    own, or 0 to splat as a separate gather. Fusing pays while the lattice is small next to the
+    image: the private tables then stay in cache. On large lattices the scattered updates miss on
+    every vertex and the private tables cost more than the gather. The count depends on the sizes
+    alone, never on the threads, because the tables' sum is added in share order: a thread-dependent
+    count would change Q's last bits with the thread count. Zeroing and summing the tables costs at
+    most one pass over Q (shares x vertices <= pixels)."""
+    if num_vertices <= 0:
+        return 0
+    shares = min(MAX_SHARES, num_points // num_vertices)
+    return shares if shares >= MIN_SHARES else 0
 
 
 def mean_field_numba(values, is_unary, operator, compat, iterations, label_dtype):

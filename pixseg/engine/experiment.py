@@ -253,10 +253,7 @@ def write_tables(out: Path, tables: dict) -> None:
 
 
 def plot_per_class(path: Path, model: str, runs: dict, classes) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # a figure of its own: pyplot's global backend is left alone
 
     from pixseg.io import atomic_path
 
@@ -265,7 +262,8 @@ def plot_per_class(path: Path, model: str, runs: dict, classes) -> Path:
     baseline = runs[f"{run_name(model, BASELINE[1])}-{BASELINE[2]}"]["iou"][first:]
     ours = runs[f"{run_name(model, OURS[1])}-{OURS[2]}"]["iou"][first:]
     positions = np.arange(len(baseline))
-    figure, axis = plt.subplots(figsize=(11, 3.8))
+    figure = Figure(figsize=(11, 3.8))
+    axis = figure.subplots()
     axis.bar(positions - 0.2, [100 * np.nan_to_num(v) for v in baseline], 0.4, label=BASELINE[0])
     axis.bar(positions + 0.2, [100 * np.nan_to_num(v) for v in ours], 0.4, label=OURS[0])
     axis.set_xticks(positions, classes[first:], rotation=45, ha="right")
@@ -276,7 +274,6 @@ def plot_per_class(path: Path, model: str, runs: dict, classes) -> Path:
     figure.tight_layout()
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=100)
-    plt.close(figure)
     return path
 
 

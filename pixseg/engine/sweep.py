@@ -64,13 +64,11 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def plot_sweep(path: Path, rows: list[dict]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # a figure of its own: pyplot's global backend is left alone
 
     wp = [r["wp"] for r in rows]
-    figure, axis = plt.subplots(figsize=(5, 3.4))
+    figure = Figure(figsize=(5, 3.4))
+    axis = figure.subplots()
     axis.plot(wp, [100 * r["miou"] for r in rows], "o-", label="mean IoU")
     axis.plot(wp, [100 * r["fg_recall"] for r in rows], "s--", label="foreground recall")
     axis.set_xlabel("Wp (Ws = 1 - Wp)")
@@ -81,4 +79,3 @@ def plot_sweep(path: Path, rows: list[dict]) -> None:
     figure.tight_layout()
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=120)
-    plt.close(figure)

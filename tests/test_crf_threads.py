@@ -1,0 +1,96 @@
+"""dense_crf gives the same labels and Q, to the bit, on any number of threads (so under any load:
+the load could only change the thread count), and leaves the caller's thread settings as they were
+(numba's, and torch's, which numba's OpenMP pool would otherwise change when it starts)."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pixseg.crf import dense_crf
+
+# Runs in a fresh process with a pool of 4 numba threads (the test session's pool has one). The
+# image is above SERIAL_BELOW pixels, so 2 to 4 threads really run in parallel. Three settings
+# take the three paths of mean field: the grid kernel (DeepLab v2's narrow smoothness kernel), the
+# splat fused into the pixel pass (wide kernels on a smooth image: a small lattice), and the
+# separate splat with vertices in key order (noise: a lattice larger than half the pixels).
+SCRIPT = """
+import hashlib
+import numba
+import numpy as np
+import torch
+from pixseg.crf import dense_crf
+from pixseg.crf.inference import numba_operator
+from pixseg.crf.features import appearance_features, smoothness_features
+from pixseg.crf.meanfield import splat_shares
+
+rng = np.random.default_rng(0)
+height, width = 160, 220
+y, x = np.mgrid[:height, :width]
+waves = np.stack([np.sin(x / 17), np.cos(y / 13), np.sin((x + y) / 29)], -1)
+smooth = ((waves + 1) * 100 + rng.normal(0, 6, (height, width, 3))).clip(0, 255).astype(np.uint8)
+noise = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+probs = rng.random((21, height, width)).astype(np.float32) ** 3 + 1e-3
+probs /= probs.sum(0)
+cases = {"grid": (smooth, (4.0, 67.0, 3.0), (3.0, 1.0)), "fused": (smooth, (10.0, 80.0, 40.0), (3.0, 5.0)),
+         "key order": (noise, (10.0, 80.0, 13.0), (3.0, 3.0))}
+torch_threads = torch.get_num_threads()
+dense_crf(smooth, probs, iterations=1, threads=3)  # the first call starts numba's thread pool
+print("torch threads kept", torch.get_num_threads() == torch_threads)
+for name, (image, appearance, smoothness) in cases.items():
+    kernels = [("appearance", lambda: appearance_features(image, *appearance[1:]), appearance[0]),
+               ("smoothness", lambda: smoothness_features(height, width, smoothness[1]), smoothness[0])]
+    operator = numba_operator(kernels, height, width, smoothness[1])
+    path = ("grid" if operator.grid is not None else
+            "fused" if splat_shares(height * width, operator.num_vertices) else
+            "key order" if operator.pixel_order is not None else "other")
+    digests = set()
+    for threads in (1, 2, 3, 4):
+        labels, q = dense_crf(image, probs, iterations=5, appearance=appearance, smoothness=smoothness,
+                              threads=threads)
+        digests.add(hashlib.sha256(labels.tobytes() + q.tobytes()).hexdigest())
+        numba.set_num_threads(threads)  # the other way to choose: numba's setting
+        labels, q = dense_crf(image, probs, iterations=5, appearance=appearance, smoothness=smoothness)
+        digests.add(hashlib.sha256(labels.tobytes() + q.tobytes()).hexdigest())
+        assert numba.get_num_threads() == threads
+    print(name, path, len(digests))
+"""
+
+
+def test_q_is_the_same_to_the_bit_on_one_to_four_threads():
+    env = {**os.environ, "NUMBA_NUM_THREADS": "4"}
+    result = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.split("\n")
+    assert lines[:4] == ["torch threads kept True", "grid grid 1", "fused fused 1", "key order key order 1"], \
+        result.stdout
+
+
+def test_the_callers_thread_settings_are_kept():
+    import numba
+    import torch
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    probs = np.full((3, 20, 30), 1 / 3, np.float32)
+    before = numba.get_num_threads(), torch.get_num_threads()
+    dense_crf(image, probs, iterations=2, threads=1)
+    dense_crf(image, probs, iterations=2, backend="torch")
+    assert (numba.get_num_threads(), torch.get_num_threads()) == before
+
+
+@pytest.mark.parametrize("threads", [0, -1, 2.0, True, 10**6])
+def test_a_bad_thread_count_is_named(threads):
+    image = np.zeros((4, 4, 3), np.uint8)
+    probs = np.full((2, 4, 4), 0.5, np.float32)
+    with pytest.raises(ValueError, match="threads must be a whole number from 1 to"):
+        dense_crf(image, probs, threads=threads)
+
+
+def test_threads_with_the_torch_backend_is_refused():
+    image = np.zeros((4, 4, 3), np.uint8)
+    probs = np.full((2, 4, 4), 0.5, np.float32)
+    with pytest.raises(ValueError, match="threads=2 applies to the numba backend"):
+        dense_crf(image, probs, threads=2, backend="torch")
