@@ -6,7 +6,9 @@ and rounded to float32; colours are divided in float32.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from pixseg.jit import jit
 
 
 def smoothness_features(height, width, theta_g):
@@ -24,7 +26,7 @@ def appearance_features(image, theta_a, theta_b):
     return features
 
 
-@njit(cache=True, parallel=True)
+@jit(parallel=True)
 def _fill_features(image, position_theta, colour_theta, out):
     """Per pixel, row-major: x and y / position_theta (in float64, rounded to float32: the
     arithmetic of dividing numpy's integer grid by a float32 bandwidth, which the grid lattice and

@@ -22,11 +22,12 @@ so the result may overwrite the values in place.
 """
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import get_num_threads, prange
 
 from pixseg.crf.features import smoothness_features
 from pixseg.crf.lanes import add_scaled
 from pixseg.crf.lattice import FASTMATH, block_simplices, key_packing, scale_factors
+from pixseg.jit import jit
 
 # Lattice rows each blur stage lags the front: axis 0 needs row r + 1 splatted, axis 1 row r + 1
 # blurred along axis 0, axis 2 row r + 2 blurred along axis 1.
@@ -41,7 +42,7 @@ _ROWS_PER_BAND = 32
 _SIMPLEX_BLOCK = 128  # pixels of a row whose simplices are found together (see block_simplices)
 
 
-@njit(cache=True, parallel=True)
+@jit(parallel=True)
 def _grid_simplices(features, width, scale, lows, shifts, t_of, s_of, weights, row_bounds):
     """For every pixel (row-major) the (t, s) of its 3 simplex vertices and their barycentric
     weights, from its `smoothness_features` (packed as `key_packing` gives lows and shifts; field 1
@@ -74,7 +75,7 @@ def _grid_simplices(features, width, scale, lows, shifts, t_of, s_of, weights, r
         row_bounds[y, 0], row_bounds[y, 1], row_bounds[y, 2], row_bounds[y, 3] = t_min, t_max, s_min, s_max
 
 
-@njit(cache=True, parallel=True)
+@jit(parallel=True)
 def _grid_cells(rows, cols, width, t_lo, s_lo, present):
     """Turn (t, s) in rows, cols into array cells, in place, and mark the touched cells."""
     n = rows.shape[0]
@@ -109,7 +110,7 @@ def _ring_size(spread):
     return size
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@jit(fastmath=FASTMATH)
 def _blur_row(row, after, kept, fresh, lo, hi, after_shift, kept_shift, c, holes):
     """One axis of the blur on one lattice row (flat, C values per cell), in place over the
     touched span lo..hi: row = old + (after + kept) / 2 with the neighbour rows read `after_shift`
@@ -134,7 +135,7 @@ def _blur_row(row, after, kept, fresh, lo, hi, after_shift, kept_shift, c, holes
         row[col * c:(col + 1) * c] = 0.0
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@jit(fastmath=FASTMATH)
 def _splat_row(sources, rows, cols, weights, ring, start, wrap):
     """Add weights * sources (one image row: W x C) onto the cells of the ring at or after
     lattice row `start` (ring: rows x columns x cell; a cell holds C values and padding)."""
@@ -147,7 +148,7 @@ def _splat_row(sources, rows, cols, weights, ring, start, wrap):
                 add_scaled(ring[r & wrap, cols[x, e]][:c], source, weights[x, e])
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@jit(fastmath=FASTMATH)
 def _slice_row(ring, rows, cols, weights, wrap, out):
     """out[x] = sum_e weights[x, e] * the ring cell of vertex e of pixel x (one image row)."""
     for x in range(out.shape[0]):
@@ -157,7 +158,7 @@ def _slice_row(ring, rows, cols, weights, wrap, out):
             add_scaled(target, ring[rows[x, e] & wrap, cols[x, e]], weights[x, e])
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@jit(parallel=True, fastmath=FASTMATH)
 def grid_filter(values, rows, cols, splat_weights, slice_weights, spans, holes, hole_starts, first_row, last_row,
                 width, bands, ring_size, out):
     """out[i] = sum_e slice_weights[i, e] * blurred[rows[i, e], cols[i, e]] after splatting

@@ -14,7 +14,7 @@ import os
 import sys
 
 import numpy as np
-from numba import config, get_num_threads, njit, prange, set_num_threads
+from numba import config, get_num_threads, prange, set_num_threads
 from tqdm import tqdm
 
 from pixseg.crf.features import appearance_features, smoothness_features
@@ -23,6 +23,7 @@ from pixseg.crf.grid_lattice import GridLattice
 from pixseg.crf.lattice import PermutohedralLattice
 from pixseg.crf.meanfield import MIN_SHARES, mean_field_numba, mean_field_torch
 from pixseg.crf.params import DEFAULT_APPEARANCE, DEFAULT_ITERATIONS, DEFAULT_SMOOTHNESS
+from pixseg.jit import jit
 
 BACKENDS = ("auto", "numba", "torch")
 SUM_TOLERANCE = 1e-3  # |sum_c p_c - 1| allowed per pixel; more is an error, never renormalised
@@ -288,7 +289,7 @@ def _where(mask):
     return f"label {c}, row {y}, column {x}"
 
 
-@njit(cache=True, parallel=True)
+@jit(parallel=True)
 def _probabilities_pass(probs):
     """True when C x H x W probs hold no NaN and no negative value and every pixel's sum over the
     labels (added label by label in probs' dtype, as numpy's sum over the first axis) is within

@@ -24,10 +24,11 @@ order and puts Q back in image order at the end.
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from pixseg.crf.grid_lattice import GridLattice
 from pixseg.crf.prefetch import prefetch_row
+from pixseg.jit import jit
 
 _FILL_AHEAD = 16  # pixels ahead whose rows _fill_entries prefetches
 
@@ -108,7 +109,7 @@ def _merged_entries_torch(kernels):
             torch.cat(slices, 1).contiguous())
 
 
-@njit(cache=True)
+@jit()
 def _pixel_order(offsets, num_vertices):
     """The pixels sorted by their least vertex, image order among equals (a counting sort)."""
     n, entries = offsets.shape
@@ -148,7 +149,7 @@ def _merged_entries_numpy(kernels, order):
     return offsets, splat, slices
 
 
-@njit(cache=True, parallel=True)
+@jit(parallel=True)
 def _fill_entries(own_offsets, weights, norm, order, base, alpha, weight, column, offsets, splat, slices):
     """Row p of the merged tables from pixel order[p] (p itself when order is empty). Rows read in
     pixel order are prefetched a few steps ahead: they miss the caches (3 against 10 ms for both

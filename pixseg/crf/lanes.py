@@ -10,14 +10,15 @@ images the blur went from 17 to 12 ms (random image, reference parameters) and f
 length (whole vectors, then the remaining floats one by one) and are inlined into the kernels
 (`inline="always"`): as calls, one per row, they cost more than they saved.
 
-Numba's cache tracks each kernel's own source file only: after editing this module, delete the
-`__pycache__` folders' .nbi/.nbc files, or the kernels keep the old code.
+The kernels that inline these are cached by `pixseg.jit`, whose keys cover this module too.
 """
 
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from pixseg.jit import jit
 
 _LANES = 8
 _VECTOR = ir.VectorType(ir.FloatType(), _LANES)
@@ -86,7 +87,7 @@ def _blur_lanes(typingctx, row, after, kept, start, half):
     return types.void(row, after, kept, start, half), codegen
 
 
-@njit(cache=True, fastmath={"contract"}, inline="always")
+@jit(fastmath={"contract"}, inline="always")
 def add_scaled(target, source, weight):
     """target += weight * source over target's length (source at least as long; float32 rows)."""
     size = target.shape[0]
@@ -97,7 +98,7 @@ def add_scaled(target, source, weight):
         target[k] += weight * source[k]
 
 
-@njit(cache=True, fastmath={"contract"}, inline="always")
+@jit(fastmath={"contract"}, inline="always")
 def blur_step(row, after, kept, half):
     """One step of a blur chain over row's length: row = row + half * (after + kept), and kept
     receives row's old values."""

@@ -33,10 +33,11 @@ on nearly every row.
 import math
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import get_num_threads, prange
 
 from pixseg.crf.lanes import add_scaled, blur_step
 from pixseg.crf.prefetch import prefetch_row
+from pixseg.jit import jit
 
 # Reassociation and contraction only: energies may legitimately be +-inf, so no "ninf"/"nnan".
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
@@ -102,7 +103,7 @@ def neighbour_deltas(shifts):
     return np.array([((d + 1) << int(shifts[j])) - ones for j in range(d)] + [-ones], np.int64)
 
 
-@njit(cache=True)
+@jit()
 def _feature_bounds(features):
     """Per-column minimum and maximum, as float64 (numpy's column reductions are slow on N x d)."""
     low = features[0].astype(np.float64)
@@ -114,7 +115,7 @@ def _feature_bounds(features):
     return low, high
 
 
-@njit(cache=True)
+@jit()
 def block_simplices(features, start, count, scale, lows, shifts, ones, columns, elevated, rem0, rank, bary, keys):
     """The enclosing simplices of the `count` feature vectors (d values each) from row `start`, in
     float32 arithmetic in the reference's order, so that points land in the same simplices: per
@@ -198,7 +199,7 @@ def block_simplices(features, start, count, scale, lows, shifts, ones, columns, 
                 current[p] -= lost if rk[p] == d - r + 1 else 0
 
 
-@njit(cache=True, parallel=True)
+@jit(parallel=True)
 def _embed(features, scale, lows, shifts, keys, weights, first):
     """Per point: the packed keys of the d+1 vertices of its enclosing simplex and its barycentric
     weights. Float32 arithmetic in the reference's order, so points land in the same simplices.
@@ -239,7 +240,7 @@ def _embed(features, scale, lows, shifts, keys, weights, first):
                         first[row] = row
 
 
-@njit(cache=True, parallel=True)
+@jit(parallel=True)
 def _radix_argsort(keys, bits, parts):
     """Stable LSD radix sort of non-negative int64 keys below 2**bits: (sorted keys, order). Each
     pass counts and scatters `parts` ranges of the keys in parallel, every range into its own
@@ -271,13 +272,13 @@ def _radix_argsort(keys, bits, parts):
     return src_keys, src_order
 
 
-@njit(cache=True)
+@jit()
 def _part_bounds(size, parts):
     """Boundaries of `parts` near-equal ranges of 0..size."""
     return np.array([part * size // parts for part in range(parts + 1)], np.int64)
 
 
-@njit(cache=True, parallel=True)
+@jit(parallel=True)
 def _run_bases(sorted_keys, bounds):
     """bases[p] = how many runs of equal keys start before range p of sorted_keys; bases[-1] = all."""
     parts = bounds.size - 1
@@ -288,7 +289,7 @@ def _run_bases(sorted_keys, bounds):
     return np.cumsum(bases)
 
 
-@njit(cache=True, parallel=True)
+@jit(parallel=True)
 def _first_seen_numbers(sorted_keys, order, bounds):
     """number_at[c] = the vertex number of candidate c if it is the first appearance of its key
     (the sort is stable, so that is the first candidate of each run), numbered in candidate order."""
@@ -314,7 +315,7 @@ def _first_seen_numbers(sorted_keys, order, bounds):
     return number_at
 
 
-@njit(cache=True, parallel=True)
+@jit(parallel=True)
 def _number_vertices(keys, first, bits, parts, key_order_from):
     """Number the distinct keys: in order of first appearance, or ascending when there are at least
     key_order_from of them. Only rows that are their own `first` are sorted; the others copy their
@@ -361,7 +362,7 @@ def _number_vertices(keys, first, bits, parts, key_order_from):
     return vertex_of, sorted_vertex_keys, number, first_seen
 
 
-@njit(cache=True, parallel=True)
+@jit(parallel=True)
 def _chains(sorted_keys, number, deltas):
     """The blur's chains: along each axis j, the maximal runs v, succ(v), succ(succ(v)), ... of two
     or more vertices, succ(v) the vertex whose key is key_v + deltas[j] (a vertex with no neighbour
@@ -454,7 +455,7 @@ def table_parts(num_points):
     return max(1, min(get_num_threads(), num_points // _CHUNK))
 
 
-@njit(cache=True, parallel=True)
+@jit(parallel=True)
 def splat_table(offsets, weights, num_vertices, parts):
     """The splat as a gather: for every vertex v, the points that touch it and their weights,
     points[starts[v]:starts[v+1]] ascending, so that each vertex's sum is accumulated in point
@@ -488,7 +489,7 @@ def splat_table(offsets, weights, num_vertices, parts):
     return starts, points, point_weights
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@jit(parallel=True, fastmath=FASTMATH)
 def splat(values, starts, points, point_weights, out):
     """out[v] = sum over the points i that touch vertex v of their weight * values[i] (N x C' rows
     in, M x C' out), in parallel over the vertices: each row is written once, no private buffers."""
@@ -502,7 +503,7 @@ def splat(values, starts, points, point_weights, out):
             add_scaled(row, values[points[t]], point_weights[t])
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@jit(parallel=True, fastmath=FASTMATH)
 def blur(values, vertices, bounds, axis_starts):
     """Apply [1/2, 1, 1/2] along each axis in turn, in place: along a chain u, v, w the new v is
     v + (w + u) / 2 from the old values, so each chain is walked keeping the previous old row.
@@ -530,7 +531,7 @@ def blur(values, vertices, bounds, axis_starts):
                 add_scaled(values[vertices[last]], previous, half)
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@jit(parallel=True, fastmath=FASTMATH)
 def slice_rows(blurred, offsets, slice_weights, out):
     """out[i] = sum over the entries e of point i of slice_weights[i, e] * blurred[offsets[i, e]]."""
     n, entries = offsets.shape
@@ -541,7 +542,7 @@ def slice_rows(blurred, offsets, slice_weights, out):
             add_scaled(row, blurred[offsets[i, e]], slice_weights[i, e])
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@jit(parallel=True, fastmath=FASTMATH)
 def _filter_ones(offsets, weights, num_vertices, vertices, bounds, axis_starts, alpha):
     """The lattice filter of an all-ones signal, on scalars (the row kernels' per-row work is
     wasted on one channel); the splat in one thread, blur and slice in parallel."""

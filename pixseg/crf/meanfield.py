@@ -24,11 +24,12 @@ loop, so the slice and the fused splat update rows through `pixseg.crf.lanes`.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from pixseg.crf.lanes import add_scaled
 from pixseg.crf.lattice import FASTMATH, blur, splat, splat_table, table_parts
 from pixseg.crf.prefetch import prefetch_row
+from pixseg.jit import jit
 
 _LANES = 8
 # Ranges of pixels whose fused splats run in parallel (see `splat_shares`): at least two, so the
@@ -56,7 +57,7 @@ _SQRT_HALF = np.float32(0.70710678118654752)
 _FLOAT32_MIN = np.float32(1.17549435e-38)  # the smallest normal float32
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@jit(fastmath=FASTMATH)
 def _exp_nonpositive(x):
     """exp(x) for x <= 0 (0 below _EXP_FLOOR)."""
     p0, p1, p2, p3, p4, p5 = _EXP_POLY
@@ -70,7 +71,7 @@ def _exp_nonpositive(x):
     return poly * power if x > _EXP_FLOOR else np.float32(0.0)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@jit(fastmath=FASTMATH)
 def _log_nonnegative(x):
     """log(x) for float32 x >= 0 (log 0 = -inf): x = m 2^e with m in [sqrt(1/2), sqrt(2))."""
     p0, p1, p2, p3, p4, p5, p6, p7, p8 = _LOG_POLY
@@ -89,7 +90,7 @@ def _log_nonnegative(x):
     return y if x > np.float32(0.0) else -np.inf
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@jit(fastmath=FASTMATH)
 def _row_max(row):
     """max(row) through integer keys that order like the floats (a negative float's magnitude
     bits flipped): an integer max reduction vectorises, a float one is a chain of C' - 1 compares."""
@@ -100,7 +101,7 @@ def _row_max(row):
     return np.int32(best ^ ((best >> 31) & 0x7FFFFFFF)).view(np.float32)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@jit(fastmath=FASTMATH)
 def _softmax_rows(flat, count, out, start):
     """out[start + p] = softmax(flat[p]) for the first `count` rows of C' logits laid end to end
     in `flat` (overwritten). The exp runs as one loop over all rows, in full vectors (row by row,
@@ -124,7 +125,7 @@ def _softmax_rows(flat, count, out, start):
             target[k] = row[k] * inverse
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@jit(fastmath=FASTMATH)
 def _block_logits(start, count, stop, potential, compat, offsets, slice_weights, blurred, extra, do_slice, message,
                   flat):
     """flat[p] = potential[i] - compat @ message_i for the `count` pixels i from `start`, message_i
@@ -161,7 +162,7 @@ def _block_logits(start, count, stop, potential, compat, offsets, slice_weights,
                 logit[k] = potential[i, k] - total
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@jit(parallel=True, fastmath=FASTMATH)
 def _pixel_pass(potential, compat, offsets, slice_weights, blurred, extra, q, do_slice):
     """q[i] = softmax(potential[i] - compat @ message_i) for every pixel i (see `_block_logits`);
     extra may be q itself."""
@@ -177,7 +178,7 @@ def _pixel_pass(potential, compat, offsets, slice_weights, blurred, extra, q, do
             _softmax_rows(flat, count, q, start)
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@jit(parallel=True, fastmath=FASTMATH)
 def _pixel_pass_splat(potential, compat, offsets, slice_weights, blurred, extra, do_slice, splat_weights, tables, into,
                       shares, q):
     """The pixel pass with the next splat fused in: each pixel's new row of Q is scattered onto
@@ -205,7 +206,7 @@ def _pixel_pass_splat(potential, compat, offsets, slice_weights, blurred, extra,
                     add_scaled(target[offsets[start + p, e]], rows[p], splat_weights[start + p, e])
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@jit(parallel=True, fastmath=FASTMATH)
 def _sum_shares(tables, into):
     """tables[into] += tables[2] + tables[3] + ... (the other shares' splats)."""
     for v in prange(tables.shape[1]):
@@ -214,7 +215,7 @@ def _sum_shares(tables, into):
             add_scaled(row, tables[share, v], np.float32(1.0))
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@jit(fastmath=FASTMATH)
 def _transpose_rows(values, start, count, padding, flat):
     """flat[p * C' + c] = values[c, start + p] for the `count` pixels from `start` (values C x N),
     padding columns = `padding`. Read down values' columns, the loop stays scalar; the other loop
@@ -229,7 +230,7 @@ def _transpose_rows(values, start, count, padding, flat):
             row[c] = padding
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@jit(parallel=True, fastmath=FASTMATH)
 def _potential_from_probabilities(probs, potential):
     """potential (N x C') = log(probs) transposed (log 0 = -inf, padding columns -inf), for C x N
     float32 probabilities."""
@@ -248,7 +249,7 @@ def _potential_from_probabilities(probs, potential):
                 rows[t] = _log_nonnegative(flat[t])
 
 
-@njit(cache=True, parallel=True)
+@jit(parallel=True)
 def _potential_from_energies(unary, potential):
     """potential (N x C') = -unary transposed (padding columns -inf), for C x N energies."""
     channels, n = unary.shape
@@ -259,7 +260,7 @@ def _potential_from_energies(unary, potential):
         row[channels:] = -np.inf
 
 
-@njit(cache=True, parallel=True)
+@jit(parallel=True)
 def _gather_rows(source, order, out):
     """out[p] = source[order[p]] (row copies as plain loops: a row assignment costs twice as much)."""
     n = order.size
@@ -271,7 +272,7 @@ def _gather_rows(source, order, out):
             target[k] = row[k]
 
 
-@njit(cache=True, parallel=True)
+@jit(parallel=True)
 def _scatter_rows(source, order, out):
     """out[order[p]] = source[p]."""
     for p in prange(order.size):
@@ -280,7 +281,7 @@ def _scatter_rows(source, order, out):
             target[k] = row[k]
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@jit(parallel=True, fastmath=FASTMATH)
 def _to_channels(q, q_out, labels):
     """q_out (C x N) = the first C columns of q (N x C'), and labels = their argmax (the first on
     ties), in blocks of pixels."""

@@ -7,11 +7,12 @@ stale entries (a larger distance than the node's current one) are skipped when p
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from pixseg.jit import jit
 
-@numba.njit(cache=True)
+
+@jit()
 def _push(keys, nodes, size, key, node):
     i = size
     keys[i] = key
@@ -26,7 +27,7 @@ def _push(keys, nodes, size, key, node):
     return size + 1
 
 
-@numba.njit(cache=True)
+@jit()
 def _pop(keys, nodes, size):
     key, node = keys[0], nodes[0]
     size -= 1
@@ -47,7 +48,7 @@ def _pop(keys, nodes, size):
     return key, node, size
 
 
-@numba.njit(cache=True)
+@jit()
 def grid_geodesic(horizontal, vertical, seeds, sweeps):
     """Approximate distances (H, W) and nearest-seed index (H, W) on a grid with step costs
     `horizontal` (H, W-1: pixel to its right neighbour) and `vertical` (H-1, W: to the one below).
@@ -83,7 +84,7 @@ def grid_geodesic(horizontal, vertical, seeds, sweeps):
     return distance, owner
 
 
-@numba.njit(cache=True)
+@jit()
 def graph_dijkstra(indptr, indices, weights, sources):
     """Distances (N,) from the nearest of `sources` on a CSR graph with non-negative `weights`;
     unreachable nodes get inf."""
