@@ -95,12 +95,10 @@ def _label(method: str, model_name: str) -> str:
 
 
 def _save_curve(path: Path, miou: dict, horizons, model_name: str) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure  # a figure of its own: pyplot's global backend is left alone
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(5, 3.4))
+    figure = Figure(figsize=(5, 3.4))
+    axis = figure.subplots()
     for method, values in miou.items():
         axis.plot(horizons, [100 * values[h] for h in horizons], marker="o", label=_label(method, model_name))
     axis.set_xlabel("frames ahead")
@@ -111,7 +109,6 @@ def _save_curve(path: Path, miou: dict, horizons, model_name: str) -> None:
     figure.tight_layout()
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=100)
-    plt.close(figure)
 
 
 def _write_report(out_dir: Path, results: dict) -> None:
