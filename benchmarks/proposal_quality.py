@@ -7,7 +7,7 @@ distance gap a cut may have) from few to many proposals; the target is ABO >= 0.
 1000 proposals per image. Pixel objectness uses the package defaults (the 130-seed row). Reference rows, from
 the same run: the superpixel bound (each instance as the superpixels mostly inside it: the best any
 proposal could do) and pixel objectness (POS) inside objects vs on background, next to the centred
-Gaussian it has to beat (METHOD.md section 2); the target there is a ratio of at least 2.
+Gaussian it has to beat (docs/method/objectness.md); the target there is a ratio of at least 2.
 
     .venv/bin/python benchmarks/proposal_quality.py [--root VOC] [--n-val 100] [--out runs/proposal_quality]
 

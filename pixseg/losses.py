@@ -9,7 +9,7 @@ Two normalisations, chosen by ``reduction=``:
 - ``"mean"`` (default, what PyTorch users expect): the summed pixel losses divided by the number of
   valid (non-void) pixels. With class weights this still divides by the pixel count, not by the sum
   of the weights as ``torch.nn.functional.cross_entropy`` does, so weights scale the loss.
-- ``"batch"`` (the paper's, METHOD.md section 1): the summed pixel losses divided by the batch size N.
+- ``"batch"`` (the paper's, docs/method/losses.md): the summed pixel losses divided by the batch size N.
 
 A batch with only void pixels gives a loss of 0 whose gradient is 0, never NaN.
 
@@ -126,7 +126,7 @@ class CrossEntropyLoss(_PixelLoss):
 
 
 class _FusedSum(torch.autograd.Function):
-    """Summed fused loss over valid pixels, with the closed-form gradient of METHOD.md section 1.
+    """Summed fused loss over valid pixels, with the closed-form gradient of docs/method/losses.md.
 
     Pixel loss: ws (lse - s_y) + wp (lse - s_0) for background, ws (lse - s_y) + wp (lse - lse1) for
     objects, with lse = logsumexp(s_0..C) and lse1 = logsumexp(s_1..C): log p_y = s_y - lse and
@@ -214,7 +214,7 @@ class PositiveSharingLoss(FusedLoss):
 
 
 class DiceLoss(_PixelLoss):
-    """Soft multi-class Dice loss (seed 003), squares in the denominator, void pixels excluded.
+    """Soft multi-class Dice loss, squares in the denominator, void pixels excluded.
 
     For class c over a set of pixels: d_c = 1 - (2 sum p_c y_c + smooth) / (sum y_c^2 + sum p_c^2 + smooth),
     with p the softmax and y the one-hot target. The loss averages d_c over the classes present in the

@@ -1,6 +1,6 @@
 """A streaming confusion matrix over label maps and the segmentation scores derived from it.
 
-Scores are computed from one matrix accumulated over a whole split, never averaged per image (seed 003).
+Scores are computed from one matrix accumulated over a whole split, never averaged per image.
 Class 0 is background; classes 1..C-1 are objects.
 """
 

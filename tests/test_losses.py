@@ -36,7 +36,7 @@ def random_batch(n=2, c=4, h=5, w=6, dtype=torch.float64, void_fraction=0.2, see
 
 
 def paper_gradient(logits, target, ws, wp):
-    """dL/ds from METHOD.md section 1 (the paper's closed form, normalised by the batch size N)."""
+    """dL/ds from docs/method/losses.md (the paper's closed form, normalised by the batch size N)."""
     p = torch.softmax(logits.detach(), dim=1)
     valid = (target != VOID).unsqueeze(1)
     y = torch.where(target == VOID, 0, target).unsqueeze(1)

@@ -1,6 +1,6 @@
 """The dense CRF's entry points, dense_crf and dense_crf_batch: input checks, then mean field.
 
-The model (Krähenbühl & Koltun 2011, METHOD.md section 3): unary energies theta_j(l) = -log p_j(l)
+The model (Krähenbühl & Koltun 2011, docs/method/crf.md): unary energies theta_j(l) = -log p_j(l)
 (or given directly), an appearance kernel w1 exp(-|p_i - p_j|^2 / 2 theta_a^2 - |I_i - I_j|^2 /
 2 theta_b^2) and a smoothness kernel w2 exp(-|p_i - p_j|^2 / 2 theta_g^2) with positions p in pixels
 and colours I in 0..255, Potts compatibility unless a C x C matrix is given. Inference, lattice and

@@ -1,4 +1,4 @@
-"""Named dense-CRF parameter settings (METHOD.md section 3) and the default one.
+"""Named dense-CRF parameter settings (docs/method/crf.md) and the default one.
 
 Each preset is a dict of `dense_crf` keyword arguments: appearance = (w1, theta_a, theta_b) and
 smoothness = (w2, theta_g), positions in pixels and colours in 0..255 units.

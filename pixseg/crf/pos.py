@@ -1,4 +1,4 @@
-"""The POS-CRF (METHOD.md section 3): the dense CRF with pixel objectness added to the object classes.
+"""The POS-CRF (docs/method/crf.md): the dense CRF with pixel objectness added to the object classes.
 
 Unary energies: theta_0 = -log p_0 for background, theta_k = -log p_k - pos_scale * pos for the object
 classes k = 1..C, so pixels that many proposals cover lean towards some object class; then dense_crf.

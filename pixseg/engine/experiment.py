@@ -37,7 +37,7 @@ IOU_ROWS = (
     ("FusedLoss + CRFs", "fused", "dense"),
     ("FusedLoss + POS-CRFs", "fused", "pos"),
 )
-# Not in the paper: the centred-Gaussian "objectness" that POS has to beat (METHOD.md section 2).
+# Not in the paper: the centred-Gaussian "objectness" that POS has to beat (docs/method/objectness.md).
 CHECK_ROWS = (("FusedLoss + centre-prior CRFs", "fused", "center"),)
 BASELINE = ("Baseline: SoftmaxLoss + CRFs", "softmax", "dense")
 OURS = ("Ours: FusedLoss + POS-CRFs", "fused", "pos")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 # "center" is the POS-CRF with a content-free centred Gaussian in place of objectness: the baseline
-# that objectness from proposals has to beat (METHOD.md section 2).
+# that objectness from proposals has to beat (docs/method/objectness.md).
 CRF_MODES = ("none", "dense", "pos", "center")
 
 

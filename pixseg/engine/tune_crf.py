@@ -9,7 +9,7 @@ from tqdm import tqdm
 from pixseg.engine.evaluate import predict_probs
 from pixseg.metrics import ConfusionMatrix
 
-# Log-uniform ranges for the random search, around the published settings (METHOD.md section 3).
+# Log-uniform ranges for the random search, around the published settings (docs/method/crf.md).
 SEARCH_RANGES = {"w1": (2.0, 12.0), "theta_a": (10.0, 120.0), "theta_b": (2.0, 15.0), "theta_g": (1.0, 5.0)}
 SMOOTHNESS_WEIGHT = 3.0
 

@@ -1,6 +1,6 @@
 """Score-map upsampling layers (interpolation or bilinear-initialised transposed conv) and their geometry.
 
-Modes (seed 003): "nearest" and "bilinear" interpolate with F.interpolate; "deconv_frozen" is a
+Modes: "nearest" and "bilinear" interpolate with F.interpolate; "deconv_frozen" is a
 transposed convolution fixed at bilinear interpolation; "deconv" starts there and is learned.
 """
 

@@ -1,6 +1,6 @@
 """Pixel objectness (POS): the fraction of object proposals that contain each pixel, and its baseline.
 
-pos_j = g_j / G (METHOD.md section 2): g_j proposals contain pixel j out of G in the image. Counts are
+pos_j = g_j / G (docs/method/objectness.md): g_j proposals contain pixel j out of G in the image. Counts are
 taken per superpixel (every pixel of a superpixel is in the same proposals), never over P full masks.
 """
 
@@ -31,7 +31,7 @@ def center_prior(shape: tuple[int, int], sigma: float = 0.25) -> np.ndarray:
     """The content-free baseline: a centred Gaussian, float32 HxW, 1 at the centre.
 
     `sigma` is a fraction of each side (the Gaussian stretches with the image's aspect ratio).
-    Objectness from proposals earns its cost only where it beats this prior (METHOD.md section 2).
+    Objectness from proposals earns its cost only where it beats this prior (docs/method/objectness.md).
     """
     height, width = shape
     if height < 1 or width < 1 or sigma <= 0:
