@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from pixseg.forecast import (copy_last, create_forecaster, estimate_motion, flow_forecast, forecast_loss,
                              gradient_difference_loss, rollout)
@@ -30,7 +31,7 @@ def test_forecast_loss_sums_l1_and_gdl_over_both_scales():
     assert forecast_loss((target, target[..., ::2, ::2]), target).item() == 0
 
 
-def test_s2s_matches_the_published_size_and_outputs_probabilities():
+def test_s2s_matches_the_published_size_and_adds_the_last_frame():
     model = create_forecaster("s2s", 19)
     coarse = sum(p.numel() for p in model.coarse.parameters())
     fine = sum(p.numel() for p in model.fine.parameters())
@@ -38,7 +39,15 @@ def test_s2s_matches_the_published_size_and_outputs_probabilities():
     small = create_forecaster("xs2xs", 5, inputs=3, width=0.1)
     fine, coarse = small(torch.rand(2, 3, 8, 10, 14))
     assert fine.shape == (2, 8, 10, 14) and coarse.shape == (2, 8, 5, 7)
-    assert torch.allclose(fine[:, :5].sum(1), torch.ones(2, 10, 14))
+    for net in (small.coarse, small.fine):  # with no change predicted, the forecast is the last frame
+        torch.nn.init.zeros_(net[-1].weight)
+        torch.nn.init.zeros_(net[-1].bias)
+    window = torch.rand(2, 3, 8, 10, 14)
+    fine, coarse = small(window)
+    assert torch.equal(fine, window[:, -1]) and torch.allclose(coarse, F.avg_pool2d(window[:, -1], 2))
+    plain = create_forecaster("xs2xs", 5, inputs=3, width=0.1, residual=False)  # the published network
+    plain.load_state_dict(small.state_dict())
+    assert torch.equal(plain(window)[0], torch.zeros(2, 8, 10, 14))
     with pytest.raises(ValueError, match="windows of 3 frames of 8 channels"):
         small(torch.rand(2, 4, 8, 10, 14))
 

@@ -15,6 +15,8 @@ def register(subparsers):
     train.add_argument("--model", default="s2s", help="s2s (segmentations only), xs2s (also sees the frames), "
                                                       "xs2xs (also sees and predicts the frames)")
     train.add_argument("--width", type=float, default=1.0, help="hidden channels x this (1.0: as published)")
+    train.add_argument("--no-residual", dest="residual", action="store_false",
+                       help="the published network: no path adding the newest input to the output")
     train.add_argument("--rollout-steps", type=int, default=1,
                        help="steps rolled out per sample, each prediction fed back (3 for the mid-term model)")
     train.add_argument("--init", default=None,
@@ -58,7 +60,8 @@ def run_train(args):
     from pixseg.forecast.train import ForecastConfig, train_forecaster
 
     config = ForecastConfig(
-        data=args.data, split=args.split, model=args.model, width=args.width, num_classes=args.num_classes,
+        data=args.data, split=args.split, model=args.model, width=args.width, residual=args.residual,
+        num_classes=args.num_classes,
         inputs=args.inputs, gap=args.gap, rollout_steps=args.rollout_steps, crop=args.crop,
         batch_size=args.batch_size, iterations=args.iterations, optimizer=args.optimizer, lr=args.lr,
         seed=args.seed, device=args.device, labels=args.labels, label_suffix=args.label_suffix,

@@ -1,10 +1,11 @@
 """The S2S forecaster: a coarse network on the inputs at half resolution, refined by a full-resolution
 network that sees the inputs and the upsampled coarse output, and adds that output to its own.
 
-A window is a tensor N×T×K×H×W: T past frames, each K channels (C class probabilities, then 3 image
-channels for the variants that see frames). The model returns the next frame's channels at both
-scales, (fine N×K'×H×W, coarse N×K'×H/2×W/2): softmax probabilities for the classes, and for the
-variant that predicts frames, the frame's channels as they are.
+A window is a tensor N×T×K×H×W: T past frames, each K channels (C class probability maps, then 3
+image channels for the variants that see frames). The model returns the next frame's channels at both
+scales, (fine N×K'×H×W, coarse N×K'×H/2×W/2), with no activation after the last layer, as in the
+official code: its class maps are compared with the target's probability maps directly, and a softmax
+there would saturate on confidently wrong pixels, where its gradient vanishes.
 """
 
 from __future__ import annotations
@@ -34,11 +35,18 @@ def _convs(channels: list[int], kernels: list[int]) -> nn.Sequential:
 
 
 class S2S(nn.Module):
-    """Two-scale forecaster; `width` scales the hidden channels (1.0: 128, 256, 128 as published)."""
+    """Two-scale forecaster; `width` scales the hidden channels (1.0: 128, 256, 128 as published).
+
+    With `residual` both scales add the newest input frame to their output, so the network only learns
+    the change: an untrained one copies the last frame. The published model has no such path, and in
+    short CPU runs it settled on forecasting background everywhere (the L1 optimum while it cannot yet
+    tell where objects go); with it, training starts from copy-last and learns the motion.
+    """
 
     def __init__(self, num_classes: int, inputs: int = 4, frames_in: bool = False, frames_out: bool = False,
-                 width: float = 1.0):
+                 width: float = 1.0, residual: bool = True):
         super().__init__()
+        self.residual = residual
         if not width > 0:
             raise ValueError(f"width must be positive, got {width!r}")
         self.num_classes, self.inputs = num_classes, inputs
@@ -58,18 +66,19 @@ class S2S(nn.Module):
         coarse = self.coarse(F.avg_pool2d(x, 2))
         up = F.interpolate(coarse, size=(h, w), mode="nearest")
         fine = self.fine(torch.cat([x, up], 1)) + up
-        return self._activate(fine), self._activate(coarse)
+        if self.residual:
+            last = window[:, -1, :self.out_channels]
+            fine, coarse = fine + last, coarse + F.avg_pool2d(last, 2)
+        return fine, coarse
 
-    def _activate(self, out: torch.Tensor) -> torch.Tensor:
-        c = self.num_classes
-        return torch.cat([out[:, :c].softmax(1), out[:, c:]], 1)
 
 
-def create_forecaster(name: str, num_classes: int, inputs: int = 4, width: float = 1.0) -> S2S:
+def create_forecaster(name: str, num_classes: int, inputs: int = 4, width: float = 1.0,
+                      residual: bool = True) -> S2S:
     if name not in MODELS:
         raise ValueError(f"forecast model {name!r} is not one of {', '.join(MODELS)}")
     frames_in, frames_out = MODELS[name]
-    return S2S(num_classes, inputs, frames_in=frames_in, frames_out=frames_out, width=width)
+    return S2S(num_classes, inputs, frames_in=frames_in, frames_out=frames_out, width=width, residual=residual)
 
 
 def rollout(model, window: torch.Tensor, steps: int, all_scales: bool = False) -> list:

@@ -31,6 +31,7 @@ class ForecastConfig:
     split: str = "train"
     model: str = "s2s"
     width: float = 1.0
+    residual: bool = True  # add the newest input to the output (see S2S); False is the published network
     num_classes: int = len(CITYSCAPES_CLASSES)
     inputs: int = INPUTS
     gap: int = GAP
@@ -135,7 +136,7 @@ def train_forecaster(config: ForecastConfig, out_dir, *, resume: bool = False, p
         raise ValueError(f"{config.data}: split {config.split!r} has {len(windows)} windows, "
                          f"fewer than batch_size {config.batch_size}")
     torch.manual_seed(config.seed)
-    model = create_forecaster(config.model, config.num_classes, config.inputs, config.width).to(device)
+    model = create_forecaster(config.model, config.num_classes, config.inputs, config.width, config.residual).to(device)
     optimizer = _optimizer(config, model)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_schedule(config.iterations, 0.9))
     start = 0
@@ -194,7 +195,7 @@ def _start_from(model, config: ForecastConfig, device) -> None:
     state = load_checkpoint(config.init, map_location=device)
     saved = _saved_config(state, config.init)
     differences = [f"{k} {getattr(saved, k)!r} there, {getattr(config, k)!r} here"
-                   for k in ("model", "width", "num_classes", "inputs") if getattr(saved, k) != getattr(config, k)]
+                   for k in ("model", "width", "num_classes", "inputs", "residual") if getattr(saved, k) != getattr(config, k)]
     if differences:
         raise ValueError(f"cannot start from {config.init}: the networks differ: " + "; ".join(differences))
     model.load_state_dict(state["model"])
@@ -211,7 +212,7 @@ def load_forecaster(checkpoint, device="cpu"):
     """The model a checkpoint was trained as, with its weights, in eval mode; returns (model, config)."""
     state = load_checkpoint(checkpoint, map_location=device)
     config = _saved_config(state, checkpoint)
-    model = create_forecaster(config.model, config.num_classes, config.inputs, config.width).to(device)
+    model = create_forecaster(config.model, config.num_classes, config.inputs, config.width, config.residual).to(device)
     model.load_state_dict(state["model"])
     model.eval()
     return model, config
