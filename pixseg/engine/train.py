@@ -163,6 +163,17 @@ def _truncate_log(log_path: Path, step: int) -> None:
     log_path.write_text("".join(line + "\n" for line in kept))
 
 
+def restore_training(state: dict, model, optimizer, scheduler, log_path: Path) -> int:
+    """Continue from a checkpoint: weights, optimiser, schedule and RNG as saved, and the log cut
+    back to the saved step, which is returned."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"])
+    _truncate_log(log_path, state["step"])
+    return state["step"]
+
+
 def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
           progress: bool = True) -> Path:
     """Train a model as `config` says, writing checkpoint.pt and metrics.jsonl under out_dir.
@@ -202,12 +213,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         differences = _config_differences(state["config"], config.to_dict())
         if differences:
             raise ValueError(f"cannot resume {checkpoint_path}: the config differs: " + "; ".join(differences))
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
-        start = state["step"]
-        _truncate_log(log_path, start)
+        start = restore_training(state, model, optimizer, scheduler, log_path)
     elif not resume:
         log_path.unlink(missing_ok=True)
 

@@ -19,8 +19,8 @@ from pixseg.data.base import VOID
 from pixseg.data.cityscapes import CITYSCAPES_CLASSES
 from pixseg.data.sequences import GAP, INPUTS, LABEL_FOLDER, LABEL_SUFFIX, SequenceWindows
 from pixseg.engine.checkpoint import load_checkpoint, save_checkpoint
-from pixseg.engine.train import (CHECKPOINT_NAME, LOG_EVERY, LOG_NAME, ResumableBatches, _truncate_log,
-                                 poly_schedule, resolve_device)
+from pixseg.engine.train import (CHECKPOINT_NAME, LOG_EVERY, LOG_NAME, ResumableBatches, poly_schedule,
+                                 resolve_device, restore_training)
 from pixseg.forecast.losses import forecast_loss
 from pixseg.forecast.model import MODELS, create_forecaster, rollout
 
@@ -146,12 +146,7 @@ def train_forecaster(config: ForecastConfig, out_dir, *, resume: bool = False, p
                        for k, v in asdict(config).items() if state["config"].get(k) != v]
         if differences:
             raise ValueError(f"cannot resume {checkpoint_path}: the settings differ: " + "; ".join(differences))
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
-        start = state["step"]
-        _truncate_log(log_path, start)
+        start = restore_training(state, model, optimizer, scheduler, log_path)
     else:
         if config.init is not None:
             _start_from(model, config, device)
