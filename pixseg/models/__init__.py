@@ -9,7 +9,11 @@ from torch import nn
 
 from pixseg.models.backbones import check_options, keyword_options
 from pixseg.models.crfrnn import CRFRNN, with_crf_rnn
+from pixseg.models.deeplab import deeplab_v1, deeplab_v2
+from pixseg.models.deeplabv3 import deeplab_v3, deeplab_v3plus
+from pixseg.models.dilation import dilation
 from pixseg.models.fcn import FCN, fcn8s, fcn16s, fcn32s
+from pixseg.models.pspnet import pspnet
 from pixseg.models.upsample import UPSAMPLE_MODES
 
 # Name -> builder(num_classes, *, options...). A builder's keyword-only parameters are its options.
@@ -17,6 +21,12 @@ MODELS = {
     "fcn32s": fcn32s,
     "fcn16s": fcn16s,
     "fcn8s": fcn8s,
+    "deeplab_v1": deeplab_v1,
+    "deeplab_v2": deeplab_v2,
+    "deeplab_v3": deeplab_v3,
+    "deeplab_v3plus": deeplab_v3plus,
+    "pspnet": pspnet,
+    "dilation": dilation,
 }
 
 
