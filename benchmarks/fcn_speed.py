@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from pixseg.models import MODELS, UPSAMPLE_MODES, create_model
 
 REFERENCE = "bilinear"
+FCNS = [name for name in MODELS if name.startswith("fcn")]
 
 
 def step_seconds(model, x, target) -> tuple[float, float]:
@@ -35,7 +36,7 @@ def step_seconds(model, x, target) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--widths", type=float, nargs="+", default=[0.125, 0.25])
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--models", nargs="+", default=FCNS, choices=FCNS)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--classes", type=int, default=21)
