@@ -71,15 +71,15 @@ def reference_crf(image, probs, iterations, appearance, smoothness):
 
 def paired_ratio(times, reference_times):
     """The median over repeats of each time over the reference's time in the same repeat: the two
-    calls run back to back, so a slow spell of the shared machine (here up to 1.5 times, lasting
-    seconds) scales both, where a ratio of medians would mix spells."""
+    calls run back to back, so a slow spell of a shared machine (seconds of other load) scales both,
+    where a ratio of medians would mix spells."""
     return statistics.median(time / reference for time, reference in zip(times, reference_times))
 
 
 def best_ratio(times, reference_times):
     """Each method's fastest repeat over the reference's fastest: the speed of the code itself, as
-    timeit reports it (slower repeats are other load on the machine; on this 2-vCPU VM such spells
-    slow the two-threaded numba calls by up to 1.3 times and the one-threaded reference far less)."""
+    timeit reports it (slower repeats are other load on the machine, which slows the multi-threaded
+    numba calls more than the one-threaded reference)."""
     return min(times) / min(reference_times)
 
 

@@ -3,9 +3,9 @@
 One dense CRF call on a 500 x 375 image allocates and frees 60 to 110 MB of tables and per-pixel
 arrays. By default glibc unmaps blocks above its (moving) mmap threshold when they are freed, and
 returns the free top of the heap to the system once it exceeds twice that threshold, so the next
-call touches fresh pages again. On the virtual machines measured here a fresh page costs 2 to 30
-microseconds: 1,200 to 5,800 faults and 20 to 70 ms of system time per call, a third of a photo's
-whole CRF time when other work (the network, another library) runs between calls.
+call touches fresh pages again: thousands of page faults per call, each microseconds of system
+time on virtual machines, which can add up to a large share of a photo's CRF time when other work
+(the network, another library) runs between calls.
 
 `keep_freed_memory` fixes the mmap threshold at glibc's largest (32 MiB: smaller blocks come from
 the heap) and lets up to KEEP_BYTES of freed heap stay mapped for reuse. It changes the allocator

@@ -293,7 +293,7 @@ def _where(mask):
 def _probabilities_pass(probs):
     """True when C x H x W probs hold no NaN and no negative value and every pixel's sum over the
     labels (added label by label in probs' dtype, as numpy's sum over the first axis) is within
-    SUM_TOLERANCE of 1. One parallel pass; numpy's four took 2 ms of a 80 ms CRF call."""
+    SUM_TOLERANCE of 1. One parallel pass instead of numpy's four."""
     channels, height, width = probs.shape
     good = np.ones(height, np.bool_)
     for y in prange(height):

@@ -17,7 +17,7 @@ are numbered in order of first appearance in the points, so consecutive pixels t
 in the splat and slice; or, on lattices of at least `key_order_from` vertices, in key order, which
 suits the blur of large tables: the successors of consecutive vertices along an axis are again
 consecutive (their keys plus one constant), so chains walked one after another read neighbouring
-rows instead of rows scattered over the table (a 28 MB table: 11 to 12 ms per blur against 17 to 20).
+rows instead of rows scattered over the table.
 
 Values are N x C with the channel innermost, so a vertex's C values are one contiguous row; a
 filter holds one M x C table. The splat is a gather (each vertex sums the rows of the points that
@@ -26,8 +26,8 @@ The blur is done in place along chains: the successors along one axis form disjo
 walking a run while keeping the previous old row gives exactly [1/2, 1, 1/2] of the old values,
 touching only vertices that have a neighbour along that axis (on large, sparse lattices most have
 none) and needing no second table. Chains are blurred in parallel. The gathers prefetch the rows
-they will read a few steps ahead (`pixseg.crf.prefetch`): lattices of 20 to 130 MB miss the caches
-on nearly every row.
+they will read a few steps ahead (`pixseg.crf.prefetch`): lattices of tens of megabytes miss the
+caches on nearly every row.
 """
 
 import math
@@ -45,12 +45,11 @@ _CHUNK = 4096  # fewest items worth a parallel range of their own (splat_table, 
 _RADIX_BITS = 11  # 2048 buckets: fewest passes over 40- to 50-bit keys while the buckets stay in L2
 # _embed's cache of recent vertex keys: the more keys it matches, the fewer are sorted. A vertex
 # recurs at pixels up to a few image rows apart (colour cells are scattered), so each cache serves
-# a long run of points; 65536 slots (1 MB) cut the sorted keys 1.7 to 6.6 times against 1024 slots on
-# 500 x 375 photos and random images, and still fit in L2.
+# a long run of points; 65536 slots (1 MB) are enough to catch those recurrences and still fit in L2.
 _EMBED_CHUNK = 32768
 _EMBED_BLOCK = 128  # points whose simplices are found together, step by step (64 to 256 equally fast)
 _CACHE = 65536
-# How many table reads ahead the gathers prefetch (best of 4 to 32, measured on 20 to 130 MB lattices).
+# How many table reads ahead the gathers prefetch: far enough that a row arrives before it is read.
 _BLUR_AHEAD = 16
 _BLUR_PARTS = 64
 _SPLAT_AHEAD = 32
@@ -123,7 +122,7 @@ def block_simplices(features, start, count, scale, lows, shifts, ones, columns, 
     of the 0-coloured sublattice, adjusted) and the barycentric weights (bary[r]).
 
     Each step is a loop over the points, so that it vectorises (one point at a time is a chain of
-    scalar steps: 8.8 against 4.3 ms for the 5-D features of a 500 x 375 photo). Scratch arrays
+    scalar steps). Scratch arrays
     have the point index last: columns d rows, elevated and rem0 d+1, rank d+2 (the last for the
     rounded sums), bary d+2 (the last doubles as a running total before the weights)."""
     d = features.shape[1]

@@ -34,7 +34,7 @@ from pixseg.jit import jit
 _LANES = 8
 # Ranges of pixels whose fused splats run in parallel (see `splat_shares`): at least two, so the
 # fused pass has parallel work; at most 4: each share zeroes and sums a table of its own, work that
-# fewer threads than shares do in turn (7 to 15% of a photo's call on one thread with 4 to 6 shares).
+# fewer threads than shares do in turn.
 MIN_SHARES, MAX_SHARES = 2, 4
 _CHUNK = 2048  # pixels per parallel work item (scratch rows are allocated per item)
 _BLOCK = 64  # pixels whose logits are exponentiated in one flat loop
