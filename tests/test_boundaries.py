@@ -78,7 +78,7 @@ def test_options_are_checked():
         boundary_map(image, method="canny")
     with pytest.raises(ValueError, match="positive"):
         boundary_map(image, sigmas=(0.0,))
-    with pytest.raises(ValueError, match="only used by method='sed'"):
+    with pytest.raises(ValueError, match="only used by the methods"):
         boundary_map(image, model="edges.yml.gz")
 
 

@@ -25,6 +25,7 @@ SUBCOMMANDS = (
     "class-weights",
     "datasets",
     "objectness",
+    "train-boundaries",
     "forecast",
 )
 

@@ -99,6 +99,9 @@ def add_crf_arguments(parser: argparse.ArgumentParser) -> None:
                        help="folder caching objectness maps by image content (default: OUT/pos_cache)")
     group.add_argument("--pos-workers", type=int, default=1,
                        help="with --crf pos: processes computing the objectness maps up front")
+    group.add_argument("--boundary-model", default=None,
+                       help="with --crf pos: boundary model from `pixseg train-boundaries` for the objectness "
+                            "(default: training-free boundaries)")
 
 
 def crf_options_from_args(args) -> dict:
@@ -118,15 +121,26 @@ def crf_options_from_args(args) -> dict:
     return options
 
 
+def boundary_options(model) -> dict:
+    """Objectness options for a learned boundary model file (checked now), or none for the default."""
+    if model is None:
+        return {}
+    from pixseg.objectness.learned import load_boundary_model
+
+    load_boundary_model(model)
+    return {"boundary_method": "learned", "boundary_model": str(model)}
+
+
 def refiner_from_args(args, default_cache, image_paths=()):
     """The post-processing the arguments ask for; with --crf pos the objectness maps of
     `image_paths` are computed first (in --pos-workers processes) into the cache."""
     if args.crf == "none":
         return None
     cache = args.pos_cache or default_cache
+    pos_options = boundary_options(args.boundary_model)
     if args.crf == "pos":
         from pixseg.objectness.cache import precompute
 
-        precompute(list(image_paths), cache, workers=args.pos_workers)
+        precompute(list(image_paths), cache, workers=args.pos_workers, **pos_options)
     return make_refiner(args.crf, crf_options=crf_options_from_args(args), pos_scale=args.pos_scale,
-                        pos_cache=cache)
+                        pos_cache=cache, pos_options=pos_options)

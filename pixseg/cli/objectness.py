@@ -20,6 +20,8 @@ def register(subparsers):
     parser.add_argument("--level-sets", type=int, default=None, help="level sets per seed and background (5)")
     parser.add_argument("--max-iou", type=float, default=None,
                         help="IoU at which a proposal counts as a duplicate (0.85)")
+    parser.add_argument("--boundary-model", default=None,
+                        help="boundary model file from `pixseg train-boundaries` (default: training-free)")
     parser.set_defaults(func=run)
 
 
@@ -30,6 +32,7 @@ def run(args):
     from PIL import Image
     from tqdm import tqdm
 
+    from pixseg.cli.common import boundary_options
     from pixseg.data.base import read_image
     from pixseg.io import atomic_path
     from pixseg.objectness.cache import precompute
@@ -44,6 +47,7 @@ def run(args):
     options = {name: value for name, value in (("n_superpixels", args.n_superpixels), ("n_seeds", args.n_seeds),
                                                 ("level_sets", args.level_sets), ("max_iou", args.max_iou))
                if value is not None}
+    options.update(boundary_options(args.boundary_model))
     out = Path(args.out)
     cache_files = precompute(args.images, args.cache or out / "pos_cache", workers=args.workers, **options)
     for image_path, cache_file in tqdm(list(zip(args.images, cache_files)), desc="saving", unit="img"):

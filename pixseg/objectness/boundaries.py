@@ -1,8 +1,10 @@
-"""Boundary maps for the proposals: texture-aware Lab colour gradients, a user's map, or OpenCV SED.
+"""Boundary maps for the proposals: texture-aware Lab colour gradients, a learned model, a user's map,
+or OpenCV SED.
 
 A boundary map is float32 HxW in [0, 1]: 0 inside smooth regions, towards 1 on strong boundaries.
 GOP uses a trained structured-forest edge detector; the default here needs no training (see
-`boundary_map`), and the image checks shared by the objectness stages live here too.
+`boundary_map`), "learned" uses a model trained on a dataset's own masks (`pixseg.objectness.learned`),
+and the image checks shared by the objectness stages live here too.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from scipy import ndimage
 from skimage.color import rgb2lab
 from skimage.transform import resize
 
-METHODS = ("gradient", "sed")
+METHODS = ("gradient", "learned", "sed")
 
 
 def as_rgb(image, name: str = "image") -> np.ndarray:
@@ -70,16 +72,23 @@ def boundary_map(image, *, method: str = "gradient", sigmas: tuple[float, ...] =
     1 - exp(-max(height - noise_floor, 0) / contrast), in Lab units: steps below `noise_floor` (about
     the just-noticeable colour difference; sensor and JPEG noise) count as none, and a clean step of
     noise_floor + contrast gives 0.63. A single-colour image gives zeros.
+    method "learned": the boundary model file `model` (`pixseg train-boundaries`).
     method "sed": OpenCV's structured edge detector with the model file `model` (needs cv2 with the
     ximgproc contrib module).
     """
     image = as_rgb(image)
     if method == "sed":
         return _structured_edges(image, model)
+    if method == "learned":
+        from pixseg.objectness.learned import load_boundary_model
+
+        if model is None:
+            raise ValueError("boundary method 'learned' needs model=<a file from `pixseg train-boundaries`>")
+        return load_boundary_model(model).boundaries(image)
     if method != "gradient":
         raise ValueError(f"boundary method {method!r} is not one of {', '.join(METHODS)}")
     if model is not None:
-        raise ValueError("a model file is only used by method='sed'")
+        raise ValueError("a model file is only used by the methods 'learned' and 'sed'")
     if not sigmas or min(sigmas) <= 0 or coarse_sigma <= 0 or texture_sigma <= 0:
         raise ValueError(f"scales must be positive (pixels), got sigmas={sigmas}, "
                          f"coarse_sigma={coarse_sigma}, texture_sigma={texture_sigma}")

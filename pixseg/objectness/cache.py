@@ -1,7 +1,8 @@
 """POS maps cached on disk by content hash, and precomputed for many images in parallel.
 
 A map is stored as `<cache_dir>/<key>.npy` (float32 HxW), where the key hashes the image's pixels,
-the options exactly as given (so `n_seeds=130` and the default are two entries) and a format version
+the options exactly as given (so `n_seeds=130` and the default are two entries; a boundary model file
+by its content) and a format version
 that changes whenever the algorithm would give a different map for the same input.
 """
 
@@ -104,6 +105,12 @@ def _cache_one(path: Path, cache_dir: str, options: dict) -> Path:
 
 
 def _option_bytes(name: str, value) -> bytes:
+    if name == "boundary_model" and value is not None:
+        # A model retrained into the same file gives other maps: the key follows its content.
+        path = Path(value)
+        if not path.is_file():
+            raise ValueError(f"boundary model {path} does not exist")
+        return b"model" + hashlib.sha256(path.read_bytes()).digest()
     if isinstance(value, np.ndarray):
         return f"array{value.shape}{value.dtype}".encode() + hashlib.sha256(np.ascontiguousarray(value)).digest()
     if value is None or isinstance(value, (bool, int, float, str)):

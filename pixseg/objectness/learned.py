@@ -1,0 +1,204 @@
+"""A boundary model learned from a dataset's own class masks (GOP uses a trained edge detector).
+
+Each pixel is described by cheap multi-scale cues (`boundary_features`: colour step heights at
+several scales, per-channel Lab gradients, texture change and spread, surround-inhibited edges and the
+distance from the image centre); a small multilayer perceptron scores how likely an object outline
+passes through it. The training targets are the outlines of the masks: every connected component
+of a class is an object, then void pixels take the object of the nearest labelled pixel (VOC's void
+band straddles the true outline), and pixels within `POSITIVE_RADIUS` of an outline are boundary, those
+farther than `NEGATIVE_RADIUS` are not. Training is full-batch L-BFGS on a class-balanced logistic
+loss over a fixed sample of pixels, so the same images give the same model. The probability map is
+thinned to one-pixel ridges like the training-free map, ready for superpixels and proposals.
+
+A model is one .npz file (arrays only, no pickled code), written atomically.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage, optimize
+from skimage.color import rgb2lab
+
+from pixseg.io import atomic_path
+from pixseg.objectness.boundaries import (_coarse_step_height, _non_maximum_suppression, _step_height,
+                                          as_rgb)
+
+FORMAT = "pixseg-boundary-model-v1"
+SCALES = (1.0, 2.0, 4.0, 8.0)
+POSITIVE_RADIUS = 1.5
+NEGATIVE_RADIUS = 4.0
+VOID = 255
+
+
+def boundary_features(image) -> tuple[np.ndarray, np.ndarray]:
+    """(F x H x W float32 features, H x W edge orientation in radians) of `image` (uint8 HxWx3)."""
+    lab = rgb2lab(as_rgb(image)).astype(np.float32)
+    channels = [lab[..., c] for c in range(3)]
+    features, orientation = [], None
+    for sigma in SCALES:
+        height, tensor = _step_height(channels, sigma)
+        features.append(height)
+        if sigma == 2.0:
+            orientation = 0.5 * np.arctan2(2 * tensor[2], tensor[0] - tensor[1])
+            for channel in channels:
+                features.append(_step_height([channel], sigma)[0])
+            surround = ndimage.gaussian_filter(height, 3 * sigma, mode="nearest")
+            features.append(np.maximum(height - surround, 0))
+    features.append(_coarse_step_height(lab, 10.0, 6.0))
+    spread = sum(ndimage.gaussian_filter(c * c, 4.0) - ndimage.gaussian_filter(c, 4.0) ** 2 for c in channels)
+    features.append(np.sqrt(np.maximum(spread, 0)))
+    rows, cols = lab.shape[:2]
+    y = (np.arange(rows) + 0.5) / rows - 0.5
+    x = (np.arange(cols) + 0.5) / cols - 0.5
+    # Outlines of photographed objects are rarer near the frame than near its centre.
+    features.append(np.sqrt(y[:, None] ** 2 + x[None, :] ** 2) * np.ones((1, cols)))
+    # Step heights span orders of magnitude; a log keeps the perceptron's inputs comparable.
+    stack = np.stack(features[:-1]).astype(np.float32)
+    return np.concatenate([np.log1p(np.maximum(stack, 0)), features[-1][None].astype(np.float32)]), orientation
+
+
+def outline_targets(classes: np.ndarray) -> np.ndarray:
+    """int8 H x W: 1 near an object outline of the class mask, 0 far from any, -1 in between (unused)."""
+    classes = np.asarray(classes)
+    void = classes == VOID
+    if void.all():
+        return np.full(classes.shape, -1, np.int8)
+    # Components before filling the void: VOC's void band is what separates touching objects of a class.
+    objects = np.zeros(classes.shape, np.int64)
+    for value in np.unique(classes[(classes != 0) & ~void]):
+        components, _ = ndimage.label(classes == value, structure=np.ones((3, 3)))
+        objects[components > 0] = components[components > 0] + objects.max()
+    if void.any():
+        nearest = ndimage.distance_transform_edt(void, return_distances=False, return_indices=True)
+        objects = objects[tuple(nearest)]
+    outline = np.zeros(classes.shape, bool)
+    outline[:, 1:] |= objects[:, 1:] != objects[:, :-1]
+    outline[1:, :] |= objects[1:, :] != objects[:-1, :]
+    if not outline.any():
+        return np.zeros(classes.shape, np.int8)
+    distance = ndimage.distance_transform_edt(~outline)
+    return np.where(distance <= POSITIVE_RADIUS, 1, np.where(distance > NEGATIVE_RADIUS, 0, -1)).astype(np.int8)
+
+
+@dataclass(frozen=True)
+class BoundaryModel:
+    """Feature standardisation (`mean`, `scale`, F each) and a one-hidden-layer perceptron (tanh)."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    hidden_weights: np.ndarray
+    hidden_bias: np.ndarray
+    output_weights: np.ndarray
+    output_bias: float
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """Boundary probability of each column of `features` (F x N), float32 (N,)."""
+        x = (features.T - self.mean) / self.scale
+        hidden = np.tanh(x @ self.hidden_weights + self.hidden_bias)
+        return (1.0 / (1.0 + np.exp(-(hidden @ self.output_weights + self.output_bias)))).astype(np.float32)
+
+    def boundaries(self, image) -> np.ndarray:
+        """Boundary map of `image` (uint8 HxWx3): float32 HxW in [0, 1], one-pixel ridges."""
+        features, orientation = boundary_features(image)
+        shape = features.shape[1:]
+        probability = self.probabilities(features.reshape(len(features), -1)).reshape(shape)
+        return np.clip(_non_maximum_suppression(probability, orientation), 0.0, 1.0)
+
+    def save(self, path) -> None:
+        """Write the model to `path` (.npz) atomically."""
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, format=np.array(FORMAT), mean=self.mean, scale=self.scale,
+                     hidden_weights=self.hidden_weights, hidden_bias=self.hidden_bias,
+                     output_weights=self.output_weights, output_bias=np.array(self.output_bias))
+
+
+def load_boundary_model(path) -> BoundaryModel:
+    """Read a model written by `BoundaryModel.save`; a missing or foreign file is a ValueError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"boundary model {path} does not exist (make one with `pixseg train-boundaries`)")
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            arrays = {name: stored[name] for name in stored.files}
+    except (OSError, ValueError, EOFError) as error:
+        raise ValueError(f"boundary model {path} could not be read: {error}") from None
+    if arrays.get("format", np.array("")).item() != FORMAT:
+        raise ValueError(f"boundary model {path} is not a {FORMAT} file")
+    model = BoundaryModel(mean=arrays["mean"], scale=arrays["scale"], hidden_weights=arrays["hidden_weights"],
+                          hidden_bias=arrays["hidden_bias"], output_weights=arrays["output_weights"],
+                          output_bias=float(arrays["output_bias"]))
+    features = len(model.mean)
+    if (model.scale.shape != (features,) or model.hidden_weights.shape[0] != features
+            or model.hidden_bias.shape != model.hidden_weights.shape[1:]
+            or model.output_weights.shape != model.hidden_bias.shape):
+        raise ValueError(f"boundary model {path} has inconsistent array shapes")
+    return model
+
+
+def train_boundary_model(samples, *, hidden: int = 16, pixels_per_image: int = 4000, iterations: int = 300,
+                         l2: float = 1e-3, seed: int = 0, progress=None) -> BoundaryModel:
+    """Fit a boundary model on `samples`, an iterable of (image uint8 HxWx3, class mask HxW) pairs.
+
+    From each image `pixels_per_image` pixels are drawn, half near outlines and half far from
+    them (fewer when an image has fewer). `progress` is called with each image's index once its
+    features are computed.
+    """
+    rng = np.random.default_rng(seed)
+    columns, labels = [], []
+    for index, (image, classes) in enumerate(samples):
+        features, _ = boundary_features(image)
+        targets = outline_targets(classes).ravel()
+        if targets.shape[0] != features.shape[1] * features.shape[2]:
+            raise ValueError(f"training pair {index}: mask shape {np.shape(classes)} differs from the "
+                             f"image's {features.shape[1:]}")
+        flat = features.reshape(len(features), -1)
+        for value in (1, 0):
+            candidates = np.flatnonzero(targets == value)
+            chosen = rng.choice(candidates, min(len(candidates), pixels_per_image // 2), replace=False)
+            columns.append(flat[:, chosen])
+            labels.append(np.full(len(chosen), value, np.float64))
+        if progress is not None:
+            progress(index)
+    if not labels:
+        raise ValueError("train_boundary_model needs at least one (image, mask) pair")
+    x = np.concatenate(columns, axis=1).T.astype(np.float64)
+    y = np.concatenate(labels)
+    if y.min() == y.max():
+        raise ValueError("the masks have no object outlines to learn from (every mask is one region)")
+    mean, scale = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-6)
+    x = (x - mean) / scale
+    # Each class carries half the loss, whatever the balance of the sample.
+    weight = np.where(y == 1, 0.5 / y.sum(), 0.5 / (len(y) - y.sum()))
+    n_features = x.shape[1]
+    shapes = [(n_features, hidden), (hidden,), (hidden,), ()]
+    sizes = [math.prod(shape) for shape in shapes]
+
+    def unpack(theta):
+        parts, start = [], 0
+        for shape, size in zip(shapes, sizes):
+            parts.append(theta[start:start + size].reshape(shape))
+            start += size
+        return parts
+
+    def loss(theta):
+        w1, b1, w2, b2 = unpack(theta)
+        h = np.tanh(x @ w1 + b1)
+        z = h @ w2 + b2
+        # log(1 + e^z) - y z, computed without overflow.
+        value = np.sum(weight * (np.logaddexp(0, z) - y * z)) + 0.5 * l2 * (np.sum(w1 * w1) + np.sum(w2 * w2))
+        dz = weight * (1 / (1 + np.exp(-z)) - y)
+        dh = np.outer(dz, w2) * (1 - h * h)
+        grad = [x.T @ dh + l2 * w1, dh.sum(axis=0), h.T @ dz + l2 * w2, np.array(dz.sum())]
+        return value, np.concatenate([g.ravel() for g in grad])
+
+    start = np.concatenate([rng.normal(0, 1 / math.sqrt(n_features), sizes[0]),
+                            np.zeros(sizes[1]), rng.normal(0, 1 / math.sqrt(hidden), sizes[2]), np.zeros(1)])
+    result = optimize.minimize(loss, start, jac=True, method="L-BFGS-B", options={"maxiter": iterations})
+    w1, b1, w2, b2 = unpack(result.x)
+    return BoundaryModel(mean=mean.astype(np.float32), scale=scale.astype(np.float32),
+                         hidden_weights=w1.astype(np.float32), hidden_bias=b1.astype(np.float32),
+                         output_weights=w2.astype(np.float32), output_bias=float(b2))
