@@ -139,6 +139,21 @@ def load_boundary_model(path) -> BoundaryModel:
     return model
 
 
+def train_on_dataset(dataset, out, *, max_images: int = 200, progress: bool = True) -> BoundaryModel:
+    """Train on at most `max_images` images spread evenly over `dataset` (pairs of image and class mask)
+    and write the model to `out` atomically."""
+    from tqdm import tqdm
+
+    if max_images < 1:
+        raise ValueError(f"max_images must be at least 1, got {max_images}")
+    step = max(1, len(dataset) // max_images)
+    indices = list(range(0, len(dataset), step))[:max_images]
+    with tqdm(total=len(indices), desc="boundary features", unit="img", disable=not progress) as bar:
+        model = train_boundary_model((dataset[i] for i in indices), progress=lambda _: bar.update())
+    model.save(out)
+    return model
+
+
 def train_boundary_model(samples, *, hidden: int = 16, pixels_per_image: int = 4000, iterations: int = 300,
                          l2: float = 1e-3, seed: int = 0, progress=None) -> BoundaryModel:
     """Fit a boundary model on `samples`, an iterable of (image uint8 HxWx3, class mask HxW) pairs.
