@@ -101,12 +101,11 @@ def measure(dataset, indices, boundaries_of, args, results) -> None:
         if args.no_crf:
             continue
         probs = coarse_probabilities(classes, dataset.num_classes, uniform=args.uniform)
-        refined = {"crf": dense_crf(image, probs)[0],
-                   "prior-crf": pos_crf(image, probs, prior)[0],
-                   "pos-crf": pos_crf(image, probs, pos)[0]}
+        refine = {"crf": lambda: dense_crf(image, probs)[0], "prior-crf": lambda: pos_crf(image, probs, prior)[0],
+                  "pos-crf": lambda: pos_crf(image, probs, pos)[0]}
         results["matrices"]["none"].update(probs.argmax(axis=0), classes)
-        for name, prediction in refined.items():
-            results["matrices"][name].update(np.asarray(prediction), classes)
+        for name in args.crf_rows:
+            results["matrices"][name].update(np.asarray(refine[name]()), classes)
 
 
 def main():
@@ -120,7 +119,12 @@ def main():
                         help="smallest component counted as an instance, fraction of the image")
     parser.add_argument("--uniform", type=float, default=0.3, help="uniform weight in the coarse probabilities")
     parser.add_argument("--no-crf", action="store_true", help="skip the CRF comparison (the slow part)")
+    parser.add_argument("--crf-rows", default=",".join(SETTINGS),
+                        help="CRF rows to compute; only pos-crf depends on the boundaries (default: all)")
     args = parser.parse_args()
+    args.crf_rows = [row for row in args.crf_rows.split(",") if row]
+    if set(args.crf_rows) - set(SETTINGS):
+        parser.error(f"--crf-rows takes some of {','.join(SETTINGS)}, got {','.join(args.crf_rows)}")
     if args.folds and args.boundary_model:
         parser.error("--folds trains its own models; give --boundary-model or --folds, not both")
 
@@ -161,6 +165,8 @@ def main():
         names = {"none": "argmax (no CRF)", "crf": "dense CRF", "prior-crf": "POS-CRF, centred Gaussian",
                  "pos-crf": "POS-CRF, objectness"}
         for key, name in names.items():
+            if key != "none" and key not in args.crf_rows:
+                continue
             scores = results["matrices"][key].compute()
             print(f"{name:<28} {100 * scores['miou']:6.2f} {100 * scores['fg_recall']:9.2f}")
 
