@@ -81,7 +81,7 @@ def test_synthetic_video_layout_and_determinism(tmp_path):
 
 
 def test_synthetic_objects_move_so_copying_the_last_frame_fails():
-    sequences = [list(render_sequence(np.random.default_rng([0, 0, j]), (48, 96), 30)) for j in range(6)]
+    sequences = [list(render_sequence(np.random.default_rng([0, 0, j]), (64, 128), 30)) for j in range(10)]
     scores = {}
     for horizon in (3, 9):
         matrix = ConfusionMatrix(19)

@@ -30,8 +30,8 @@ from pixseg.data.synthetic import (CLASS_STYLES, REFERENCE_SIZE, SIZE_FACTORS, S
 NUM_CLASSES = len(CITYSCAPES_CLASSES)  # background and 18 object families, stored as train ids
 CITY = "synthville"
 OBJECT_RANGE = (3, 7)  # objects per sequence, upper bound excluded
-OBJECT_SIZES = (0.25, 0.55)  # box side as a fraction of the image's shorter side
-SPEEDS = (0.006, 0.022)  # object speed over the background, in shorter sides per frame
+OBJECT_SIZES = (0.3, 0.65)  # box side as a fraction of the image's shorter side
+SPEEDS = (0.004, 0.014)  # object speed over the background, in shorter sides per frame
 PAN_SPEED = 0.006  # the camera's largest pan speed, in shorter sides per frame
 
 
@@ -64,7 +64,7 @@ def _draw_sequence(rng: np.random.Generator, h: int, w: int, frames: int) -> dic
             "origin": at + start - velocity * when,  # canvas position at frame 0
             "velocity": velocity,
             "angle": rng.uniform(0, 2 * np.pi) if free else rng.normal(0, 0.2),
-            "spin": rng.normal(0, 0.025 if free else 0.008),
+            "spin": rng.normal(0, 0.015 if free else 0.005),
             "growth": rng.uniform(-0.015, 0.015),
             "mirror": rng.choice((-1.0, 1.0)),
             "colours": [np.float32(rng.uniform(0.85, 1.12)) * np.asarray(c, np.float32) / 255
