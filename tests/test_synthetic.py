@@ -176,5 +176,5 @@ def test_interrupted_run_leaves_no_split_files(tmp_path, monkeypatch):
 
     monkeypatch.setattr(synthetic, "render_scene", failing_render)
     with pytest.raises(KeyboardInterrupt):
-        make_synthetic_voc(root, n_train=2, n_val=1, size=(32, 32), progress=False)
+        make_synthetic_voc(root, n_train=2, n_val=1, size=(32, 32), progress=False, overwrite=True)
     assert not list((root / "ImageSets/Segmentation").iterdir())

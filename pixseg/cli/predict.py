@@ -19,7 +19,9 @@ def run(args):
 
     from pixseg.engine.predict import predict_files
     from pixseg.engine.train import load_trained_model, resolve_device, trained_metadata
+    from pixseg.io import check_output_folder
 
+    check_output_folder(args.out)
     device = resolve_device(args.device)
     model, _ = load_trained_model(args.checkpoint, device)
     refine = refiner_from_args(args, default_cache=Path(args.out) / "pos_cache", image_paths=args.images)

@@ -11,6 +11,8 @@ def register(subparsers):
     parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same dataset")
     parser.add_argument("--workers", type=int, default=1,
                         help="processes rendering in parallel; the files do not depend on it (default 1)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the synthetic dataset already in --out (default: --out must be empty)")
     parser.set_defaults(func=run)
 
 
@@ -18,5 +20,5 @@ def run(args):
     from pixseg.data.synthetic import make_synthetic_voc
 
     out = make_synthetic_voc(args.out, n_train=args.n_train, n_val=args.n_val, size=tuple(args.size),
-                             seed=args.seed, workers=args.workers)
+                             seed=args.seed, workers=args.workers, overwrite=args.overwrite)
     print(f"wrote {args.n_train} train + {args.n_val} val images ({args.size[0]}x{args.size[1]}) to {out}")

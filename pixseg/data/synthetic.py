@@ -9,6 +9,7 @@ boundary as VOC's do. Everything is drawn with numpy on coordinate grids, one ra
 image keyed by (seed, split, index), so a dataset is the same for a seed however it is produced.
 """
 
+import re
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -20,7 +21,7 @@ from tqdm import tqdm
 
 from pixseg.data import shapes
 from pixseg.data.palette import save_atomic, save_label_png
-from pixseg.io import write_text
+from pixseg.io import check_output_folder, write_text
 
 REFERENCE_SIZE = 256  # texture periods, noise and the void band are given in pixels at this size
 JPEG_QUALITY = 95
@@ -291,12 +292,14 @@ IMAGE_FOLDERS = ("JPEGImages", "SegmentationClass", "SegmentationObject")
 
 
 def make_synthetic_voc(out, n_train: int = 1000, n_val: int = 250, size=(256, 256), seed: int = 0,
-                       progress: bool = True, workers: int = 1) -> Path:
+                       progress: bool = True, workers: int = 1, overwrite: bool = False) -> Path:
     """Write a synthetic dataset in the VOC 2012 layout under `out`; returns `out` as a Path.
 
     Image j of a split depends only on (seed, split, j), so the val set stays the same when only
     n_train changes, and `workers` processes write exactly the files one process would. The split
-    files are written last: a folder holding them is complete.
+    files are written last: a folder holding them is complete. `out` must be empty or absent;
+    with overwrite, the synthetic images already there that the new set does not have are removed,
+    so no image of an older set stays mixed in (files of other names are left alone).
     """
     for name, count in (("n_train", n_train), ("n_val", n_val)):
         if not isinstance(count, (int, np.integer)) or count < 0:
@@ -308,7 +311,10 @@ def make_synthetic_voc(out, n_train: int = 1000, n_val: int = 250, size=(256, 25
     _check_size(size)
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    out = Path(out)
+    out = check_output_folder(out)
+    if not overwrite and out.is_dir() and any(out.iterdir()):
+        raise ValueError(f"--out {out} is not empty; give an empty or new folder, or --overwrite to "
+                         f"replace the synthetic dataset there")
     splits = out / "ImageSets" / "Segmentation"
     for folder in (*(out / name for name in IMAGE_FOLDERS), splits):
         folder.mkdir(parents=True, exist_ok=True)
@@ -316,6 +322,7 @@ def make_synthetic_voc(out, n_train: int = 1000, n_val: int = 250, size=(256, 25
         (splits / f"{split}.txt").unlink(missing_ok=True)
     ids = {split: [f"{split}_{j:06d}" for j in range(count)]
            for split, count in (("train", n_train), ("val", n_val))}
+    _remove_other_samples(out, {image_id for split in ids.values() for image_id in split})
     jobs = [(split, j) for split in ids for j in range(len(ids[split]))]
     write = partial(_write_sample, out, tuple(size), seed)
     bar = tqdm(total=len(jobs), desc="synth", unit="img", disable=not progress)
@@ -332,6 +339,17 @@ def make_synthetic_voc(out, n_train: int = 1000, n_val: int = 250, size=(256, 25
     for split in SPLIT_FILES:
         write_text(splits / f"{split}.txt", "".join(f"{image_id}\n" for image_id in ids[split]))
     return out
+
+
+SAMPLE_NAME = re.compile(r"(train|val)_\d{6}\.(jpg|png)")
+
+
+def _remove_other_samples(out: Path, keep: set[str]) -> None:
+    """Delete the synthetic samples under `out` whose ids are not in `keep`."""
+    for name in IMAGE_FOLDERS:
+        for path in (out / name).iterdir():
+            if SAMPLE_NAME.fullmatch(path.name) and path.stem not in keep:
+                path.unlink()
 
 
 def _write_sample(out: Path, size, seed: int, job) -> None:

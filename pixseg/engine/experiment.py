@@ -57,7 +57,8 @@ def ensure_synthetic_data(root: Path, n_train: int, n_val: int, size, seed: int)
     if (splits / "train.txt").is_file() and (splits / "val.txt").is_file():
         return root
     print(f"making synthetic VOC data in {root} ({n_train} train + {n_val} val, {size[0]}x{size[1]})")
-    return make_synthetic_voc(root, n_train=n_train, n_val=n_val, size=size, seed=seed)
+    # A set without split files was interrupted: this run's own folder, made again from the start.
+    return make_synthetic_voc(root, n_train=n_train, n_val=n_val, size=size, seed=seed, overwrite=True)
 
 
 class Stages:

@@ -18,6 +18,7 @@ from pixseg.engine.config import TrainConfig, config_from_dict
 from pixseg.engine.datasets import open_split, resolved
 from pixseg.engine.evaluate import evaluate
 from pixseg.engine.holdout import split_holdout
+from pixseg.io import check_output_folder
 from pixseg.losses import create_loss, weight_method
 from pixseg.models import CRFRNN, create_model
 
@@ -174,17 +175,24 @@ def restore_training(state: dict, model, optimizer, scheduler, log_path: Path) -
     return state["step"]
 
 
-def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
+def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
           progress: bool = True) -> Path:
     """Train a model as `config` says, writing checkpoint.pt and metrics.jsonl under out_dir.
 
     With resume=True an existing checkpoint in out_dir is continued from its step, with the
     same data order, augmentation and optimiser state; the config must match the saved one.
+    A folder holding a run is refused unless resume or overwrite (start again) is given.
     Returns the checkpoint path.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path, log_path = out_dir / CHECKPOINT_NAME, out_dir / LOG_NAME
+    if resume and overwrite:
+        raise ValueError("--resume continues the run in --out and --overwrite replaces it: give one")
+    check_output_folder(out_dir)
+    previous = [path.name for path in (checkpoint_path, log_path) if path.exists()]
+    if previous and not (resume or overwrite):
+        raise ValueError(f"{out_dir} already holds a training run ({', '.join(previous)}); "
+                         f"pass --resume to continue it or --overwrite to start it again")
     if config.data.root is None:
         raise ValueError("no dataset given: set data.root in the config or pass --data DIR")
     device = resolve_device(config.device)
@@ -214,7 +222,8 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         if differences:
             raise ValueError(f"cannot resume {checkpoint_path}: the config differs: " + "; ".join(differences))
         start = restore_training(state, model, optimizer, scheduler, log_path)
-    elif not resume:
+    elif overwrite:
+        checkpoint_path.unlink(missing_ok=True)
         log_path.unlink(missing_ok=True)
 
     def save(step):
@@ -240,6 +249,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
     bar = tqdm(loader, total=total, initial=start, desc="train", unit="it", disable=not progress,
                dynamic_ncols=True)
     started = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
     with log_path.open("a") as log:
         for step, (images, labels) in enumerate(bar, start=start + 1):
             images = images.to(device, non_blocking=True)
