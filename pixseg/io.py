@@ -5,6 +5,7 @@ opening with errors that name the file."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -73,6 +74,33 @@ def _finite_or_none(value):
     if isinstance(value, (list, tuple)):
         return [_finite_or_none(item) for item in value]
     return value
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes: which checkpoint produced a result, whatever its name or copy."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cached_json(path: str | Path, produced_by: dict, compute) -> dict:
+    """The result stored at `path` when it records the same `produced_by` (checkpoint digest,
+    settings); otherwise compute() is stored there with it. A file that merely exists, left by
+    another model or setting, is never taken for the result."""
+    path = Path(path)
+    key = json.loads(json_text(produced_by))
+    if path.is_file():
+        try:
+            stored = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            stored = None
+        if isinstance(stored, dict) and stored.get("produced_by") == key:
+            return stored
+    result = {**compute(), "produced_by": key}
+    write_text(path, json_text(result))
+    return json.loads(json_text(result))
 
 
 def _nearest_existing(path: Path) -> Path:

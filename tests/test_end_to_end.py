@@ -35,8 +35,10 @@ def test_synth_train_resume_eval_predict(run_dir, capsys):
     for mode in ("dense", "pos"):
         assert main(["eval", "--checkpoint", str(out / "checkpoint.pt"), "--data", str(data), "--crf", mode,
                      "--crf-preset", "reference", "--crf-iterations", "3", "--pos-workers", "2"]) == 0
-        refined = json.loads((out / f"metrics_val_{mode}crf.json").read_text())
+        (written,) = out.glob(f"metrics_val_{mode}crf_*.json")
+        refined = json.loads(written.read_text())
         assert refined["crf"] == mode and 0 <= refined["miou"] <= 1
+        assert refined["crf_parameters"]["appearance"] == [10.0, 80.0, 13.0]
     assert len(list((out / "pos_cache").glob("*.npy"))) == 3  # one objectness map per val image
 
     odd = run_dir / "odd.png"

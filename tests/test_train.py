@@ -60,12 +60,15 @@ def test_training_writes_log_and_checkpoint(tiny_voc, tmp_path):
 def test_resume_continues_exactly(tiny_voc, tmp_path, monkeypatch):
     straight = train(tiny_config(tiny_voc), tmp_path / "straight", progress=False)
 
+    class Crash(Exception):
+        pass
+
     def crash(*args, **kwargs):
-        raise KeyboardInterrupt  # dies at step 3, after the step-2 checkpoint
+        raise Crash  # dies at step 3, after the step-2 checkpoint
 
     with monkeypatch.context() as patch:
         patch.setattr(train_module, "evaluate", crash)
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(Crash):
             train(tiny_config(tiny_voc), tmp_path / "resumed", progress=False)
     assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["step"] == 2
     resumed = train(tiny_config(tiny_voc), tmp_path / "resumed", resume=True, progress=False)

@@ -59,6 +59,10 @@ def main(argv=None) -> int:
         # users (they name the file and the value); a traceback would only hide that message.
         print(f"pixseg {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as error:
+        # Ctrl-C: where the command stopped (training says how to resume), not a traceback.
+        print(f"pixseg {args.command}: interrupted" + (f": {error}" if str(error) else ""), file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

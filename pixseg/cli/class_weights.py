@@ -1,7 +1,5 @@
 """`pixseg class-weights`: class frequencies of a dataset split and the loss weights derived from them."""
 
-import json
-
 from pixseg.cli.common import add_data_arguments, data_from_args
 
 METHOD_NAMES = {"median": "median_frequency", "inverse": "inverse_frequency"}
@@ -32,8 +30,10 @@ def format_table(class_names, freq, weights) -> str:
 def run(args):
     from pixseg.class_weights import IMAGE_PIXELS, METHODS, PIXELS, class_frequencies
     from pixseg.engine.datasets import open_split
-    from pixseg.io import write_text
+    from pixseg.io import check_output_file, json_text, write_text
 
+    if args.out:
+        check_output_file(args.out)
     data = data_from_args(args)
     if args.num_classes is not None:
         data.num_classes = args.num_classes
@@ -43,9 +43,9 @@ def run(args):
     weights = METHODS[method](freq)
     print(format_table(dataset.classes, freq, weights))
     if args.out:
-        write_text(args.out, json.dumps({
+        write_text(args.out, json_text({
             "data": str(args.data), "dataset": dataset.name, "split": args.split, "method": method,
             "classes": list(dataset.classes),
             "pixels": freq[PIXELS].tolist(), "image_pixels": freq[IMAGE_PIXELS].tolist(),
-            "weights": weights.tolist()}, indent=2) + "\n")
+            "weights": weights.tolist()}) + "\n")
         print(f"wrote {args.out}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from pixseg.engine.refine import CRF_MODES, make_refiner
 
@@ -35,13 +36,12 @@ def data_options(args) -> dict:
 
 def data_overrides(args) -> list[str]:
     """--data, --dataset and --data-option as config overrides (data.root=..., data.options.KEY=...)."""
-    import json
-
     overrides = [f"data.options.{key}={json.dumps(value)}" for key, value in data_options(args).items()]
+    # Quoted, so that YAML reads a folder named 2012 or yes as text.
     if args.data is not None:
-        overrides.append(f"data.root={args.data}")
+        overrides.append(f"data.root={json.dumps(str(args.data))}")
     if args.dataset is not None:
-        overrides.append(f"data.dataset={args.dataset}")
+        overrides.append(f"data.dataset={json.dumps(args.dataset)}")
     return overrides
 
 
@@ -79,7 +79,7 @@ def config_from_args(args):
 
     overrides = [*data_overrides(args), *args.overrides]
     if args.device != "auto":
-        overrides.append(f"device={args.device}")
+        overrides.append(f"device={json.dumps(args.device)}")
     return load_config(args.config, overrides)
 
 

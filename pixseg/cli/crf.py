@@ -32,26 +32,37 @@ def run(args):
     from pixseg.crf import dense_crf
     from pixseg.data.palette import save_label_png
     from pixseg.data.base import read_image
-    from pixseg.io import atomic_path
+    from pixseg.io import atomic_path, check_not_inputs, check_output_file
 
     if args.probs is None and args.unary is None:
         raise ValueError("give --probs (C x H x W probabilities) or --unary (C x H x W energies)")
+    check_output_file(args.out)
+    if args.save_q is not None:
+        check_output_file(args.save_q, "--save-q")
+    check_not_inputs([("--out", args.out), ("--save-q", args.save_q)],
+                     [("--image", args.image), ("--probs", args.probs), ("--unary", args.unary)])
     image = read_image(args.image)
     options = dict(CRF_PRESETS[args.preset])
     if args.appearance is not None:
         options["appearance"] = tuple(args.appearance)
     if args.smoothness is not None:
         options["smoothness"] = tuple(args.smoothness)
+    device = None
+    if args.device is not None:
+        from pixseg.engine.train import resolve_device
+
+        device = resolve_device(args.device)
     probs = _load_array(args.probs, "--probs")
     unary = _load_array(args.unary, "--unary")
     named = f"--unary {args.unary}" if unary is not None else f"--probs {args.probs}"
+    given = unary if unary is not None else probs
+    if given.ndim == 3 and given.shape[0] > 256:  # before the CRF runs, not after
+        raise ValueError(f"{named} has {given.shape[0]} labels; a palette PNG holds at most 256")
     try:
         labels, q = dense_crf(image, probs, unary=unary, iterations=args.iterations, backend=args.backend,
-                              device=args.device, **options)
+                              device=device, **options)
     except ValueError as error:
         raise ValueError(f"{named} with --image {args.image}: {error}") from None
-    if q.shape[0] > 256:
-        raise ValueError(f"{named} has {q.shape[0]} labels; a palette PNG holds at most 256")
     save_label_png(args.out, labels)
     if args.save_q is not None:
         with atomic_path(args.save_q) as tmp, open(tmp, "wb") as file:

@@ -1,10 +1,10 @@
 """`pixseg eval`: score a checkpoint on a dataset split, optionally after a CRF."""
 
-import json
+import os
 from pathlib import Path
 
-from pixseg.cli.common import (add_crf_arguments, add_data_arguments, add_device_argument, data_from_args,
-                               refiner_from_args)
+from pixseg.cli.common import (add_crf_arguments, add_data_arguments, add_device_argument, crf_options_from_args,
+                               data_from_args, refiner_from_args)
 
 
 def register(subparsers):
@@ -12,7 +12,8 @@ def register(subparsers):
     parser.add_argument("--checkpoint", required=True)
     add_data_arguments(parser, "dataset folder as its archive unpacks (default: the one the model trained on)")
     parser.add_argument("--split", default="val")
-    parser.add_argument("--out", default=None, help="folder for metrics.json (default: beside the checkpoint)")
+    parser.add_argument("--out", default=None,
+                        help="folder for metrics_SPLIT[_MODEcrf_SETTINGS].json (default: beside the checkpoint)")
     add_device_argument(parser)
     add_crf_arguments(parser)
     parser.set_defaults(func=run)
@@ -38,19 +39,44 @@ def run(args):
     from pixseg.engine.datasets import check_model_classes, open_split
     from pixseg.engine.evaluate import evaluate
     from pixseg.engine.train import load_trained_model, resolve_device
-    from pixseg.io import write_text
+    from pixseg.io import check_output_file, check_output_folder, file_digest, json_text, write_text
 
+    out = check_output_folder(Path(args.out) if args.out else Path(args.checkpoint).parent)
+    crf = crf_parameters(args)
+    path = check_output_file(out / f"metrics_{args.split}{settings_suffix(args.crf, crf)}.json")
     device = resolve_device(args.device)
     model, config = load_trained_model(args.checkpoint, device)
     dataset = open_split(data_from_args(args, config.data), args.split)
     check_model_classes(dataset, config.data.num_classes, args.checkpoint)
-    out = Path(args.out) if args.out else Path(args.checkpoint).parent
     refine = refiner_from_args(args, default_cache=out / "pos_cache",
                                image_paths=[dataset.image_path(i) for i in range(len(dataset))])
     metrics = evaluate(model, dataset, device, refine=refine, desc=f"eval {args.split} (crf: {args.crf})")
     print(format_metrics(metrics, dataset.classes))
-    suffix = "" if args.crf == "none" else f"_{args.crf}crf"
-    path = out / f"metrics_{args.split}{suffix}.json"
-    write_text(path, json.dumps({"split": args.split, "crf": args.crf, "checkpoint": str(args.checkpoint),
-                                 "data": str(dataset.root), **metrics, **dataset.metadata()}, indent=2))
+    write_text(path, json_text({"split": args.split, "crf": args.crf, "crf_parameters": crf,
+                                "checkpoint": os.path.abspath(args.checkpoint),
+                                "checkpoint_sha256": file_digest(args.checkpoint), "data": str(dataset.root),
+                                **metrics, **dataset.metadata()}))
     print(f"wrote {path}")
+
+
+def crf_parameters(args) -> dict | None:
+    """Every parameter of the post-processing asked for, defaults filled in (None without a CRF)."""
+    from pixseg.crf.params import DEFAULT_APPEARANCE, DEFAULT_ITERATIONS, DEFAULT_SMOOTHNESS
+
+    if args.crf == "none":
+        return None
+    parameters = {"iterations": DEFAULT_ITERATIONS, "appearance": DEFAULT_APPEARANCE,
+                  "smoothness": DEFAULT_SMOOTHNESS, **crf_options_from_args(args)}
+    if args.crf in ("pos", "center"):
+        parameters["pos_scale"] = args.pos_scale
+    return parameters
+
+
+def settings_suffix(mode: str, crf: dict | None) -> str:
+    """Part of the metrics file name: each CRF setting has its own file, so evaluating another
+    setting never replaces a result."""
+    if crf is None:
+        return ""
+    suffix = f"_{mode}crf_i{crf['iterations']}_a{'-'.join(f'{v:g}' for v in crf['appearance'])}" \
+             f"_s{'-'.join(f'{v:g}' for v in crf['smoothness'])}"
+    return suffix + (f"_pos{crf['pos_scale']:g}" if "pos_scale" in crf else "")

@@ -27,7 +27,9 @@ def register(subparsers):
 
 def run(args):
     from pixseg.engine.experiment import run_experiment
+    from pixseg.io import check_output_folder
 
+    check_output_folder(args.out)
     run_experiment(args.out, args.data, [m.strip() for m in args.models.split(",") if m.strip()],
                    budget=getattr(args, "budget", "quick"), device=args.device, pretrained=args.pretrained,
                    workers=args.workers, overrides=[*data_overrides(args), *args.overrides])

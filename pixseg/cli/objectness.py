@@ -34,7 +34,7 @@ def run(args):
 
     from pixseg.cli.common import boundary_options
     from pixseg.data.base import read_image
-    from pixseg.io import atomic_path
+    from pixseg.io import atomic_path, check_not_inputs, check_output_folder
     from pixseg.objectness.cache import precompute
     from pixseg.viz import heatmap, save_png
 
@@ -47,8 +47,13 @@ def run(args):
     options = {name: value for name, value in (("n_superpixels", args.n_superpixels), ("n_seeds", args.n_seeds),
                                                 ("level_sets", args.level_sets), ("max_iou", args.max_iou))
                if value is not None}
+    out = check_output_folder(args.out)
+    if args.cache is not None:
+        check_output_folder(args.cache, "--cache")
+    check_not_inputs([("--out", out / f"{stem}{suffix}") for stem in stems
+                      for suffix in ("_pos.npy", "_pos.png", "_overlay.png")],
+                     [("IMAGE", image) for image in args.images])
     options.update(boundary_options(args.boundary_model))
-    out = Path(args.out)
     cache_files = precompute(args.images, args.cache or out / "pos_cache", workers=args.workers, **options)
     for image_path, cache_file in tqdm(list(zip(args.images, cache_files)), desc="saving", unit="img"):
         stem = Path(image_path).stem

@@ -1,6 +1,5 @@
 """`pixseg tune-crf`: pick dense-CRF parameters on held-out training images, never on val."""
 
-import json
 from pathlib import Path
 
 from pixseg.cli.common import add_data_arguments, add_device_argument, data_from_args
@@ -24,13 +23,16 @@ def run(args):
     from pixseg.engine.datasets import check_model_classes, open_split
     from pixseg.engine.train import load_trained_model, resolve_device, training_split
     from pixseg.engine.tune_crf import candidate_settings, tune_crf
-    from pixseg.io import write_text
+    from pixseg.io import check_not_inputs, check_output_file, json_text, write_text
 
     if args.split == "val":
         raise ValueError("--split val: CRF parameters tuned on the split you report inflate its scores; "
                          "use the training run's held-out images (the default) or another split")
     if args.trials < 0 or args.iterations < 1:
         raise ValueError(f"--trials {args.trials} / --iterations {args.iterations}: expected >= 0 and >= 1")
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent / "crf.json"
+    check_output_file(out)
+    check_not_inputs([("--out", out)], [("--checkpoint", args.checkpoint)])
     device = resolve_device(args.device)
     model, config = load_trained_model(args.checkpoint, device)
     model_classes = config.data.num_classes
@@ -44,8 +46,7 @@ def run(args):
         images = training_split(config, held_out=True)
     check_model_classes(images, model_classes, args.checkpoint)
     result = tune_crf(model, images, device, candidate_settings(args.trials, args.iterations, args.seed))
-    out = Path(args.out) if args.out else Path(args.checkpoint).parent / "crf.json"
-    write_text(out, json.dumps(result, indent=2))
+    write_text(out, json_text(result))
     best = result["best"]
     print(f"best on {result['num_images']} held-out images: appearance {best['appearance']}, "
           f"smoothness {best['smoothness']}, mIoU {100 * result['best_miou']:.2f} "

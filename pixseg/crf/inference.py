@@ -321,12 +321,15 @@ def _check_probabilities(probs):
     if bool(bad.any()):
         raise ValueError(f"probs has {int(bad.sum())} negative values (first at {_where(bad)}: "
                          f"{float(probs[bad].min()):g} is the smallest)")
-    deviation = xp.abs(probs.sum(0) - 1)
+    # Summed in float32 at least: float16 (as networks export probabilities) cannot hold 1 +- 1e-3
+    # after adding 21 labels.
+    total = probs.sum(0, dtype=xp.float64 if probs.dtype == xp.float64 else xp.float32)
+    deviation = xp.abs(total - 1)
     worst = float(deviation.max())
     if not worst <= SUM_TOLERANCE:
         y, x = np.unravel_index(int(deviation.argmax()), tuple(deviation.shape))
         raise ValueError(f"probs must sum to 1 over the labels at every pixel (tolerance {SUM_TOLERANCE:g}); "
-                         f"at row {y}, column {x} they sum to {float(probs[:, y, x].sum()):.6g}. Take a "
+                         f"at row {y}, column {x} they sum to {float(total[y, x]):.6g}. Take a "
                          f"softmax over the label axis; dense_crf does not renormalise")
 
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +40,8 @@ class DataConfig:
     # Keyword options of the dataset's reader, e.g. {num_classes: 59} for pascal_context.
     options: dict = field(default_factory=dict)
     train_split: str = "train"
-    val_split: str = "val"
+    # null: no validation during training.
+    val_split: str | None = "val"
     crop_size: int = 320
     scale_range: tuple[float, float] = (0.5, 2.0)
     flip: bool = True
@@ -80,37 +85,98 @@ UPSAMPLE_MODES = ("nearest", "bilinear", "deconv_frozen", "deconv")
 
 
 def _build(cls, values: dict, where: str):
-    """Build dataclass `cls` from a dict, rejecting unknown keys by name."""
+    """Build dataclass `cls` from a dict, rejecting unknown keys by name and values of the wrong
+    type by key, value and the type expected (see `_typed`)."""
     if not isinstance(values, dict):
-        raise ValueError(f"{where}: expected a mapping, got {type(values).__name__} {values!r}")
+        raise ValueError(f"{where or 'config'}: expected a mapping, got {type(values).__name__} {values!r}")
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ValueError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; valid keys are {', '.join(known)}"
+            f"{where or 'config'}: unknown key(s) {', '.join(unknown)}; valid keys are {', '.join(known)}"
         )
+    hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in values.items():
-        section = known[name].default_factory
-        if section in (ModelConfig, DataConfig, OptimConfig):
-            kwargs[name] = _build(section, value or {}, name)
+        key = f"{where}.{name}" if where else name
+        if dataclasses.is_dataclass(hints[name]):
+            kwargs[name] = _build(hints[name], value or {}, key)
         else:
-            kwargs[name] = value
+            kwargs[name] = _typed(value, hints[name], key)
     return cls(**kwargs)
 
 
+class ConfigValueError(ValueError):
+    """A config value of the wrong type; `config_from_dict` adds where it came from."""
+
+
+# A number that YAML 1.1 leaves as text: 1e-3 (no dot) is read as a string.
+NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _typed(value, hint, key: str):
+    """`value` as the field type `hint` asks: bool only from true/false, int only from whole
+    numbers, float from any finite number (also one YAML left as text, like 1e-3), tuples of the
+    right length, None only where the type allows it."""
+    def wrong(expected):
+        return ConfigValueError(f"{key} = {value!r}; expected {expected}")
+
+    if hint is Any:  # validated where it is used
+        return value
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [arg for arg in args if arg is not type(None)]
+        try:
+            return _typed(value, inner[0], key)
+        except ConfigValueError:
+            raise wrong(f"{_describe(inner[0])} or null") from None
+    if hint is float and isinstance(value, str) and NUMBER.fullmatch(value.strip()):
+        value = float(value)
+    plain_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if (hint is bool and isinstance(value, bool) or hint is str and isinstance(value, str)
+            or hint is int and plain_number and isinstance(value, int)
+            or hint is dict and isinstance(value, dict)):
+        return value
+    if hint is float and plain_number and math.isfinite(value):
+        return float(value)
+    if typing.get_origin(hint) is tuple and isinstance(value, (list, tuple)) and len(value) == len(args):
+        try:
+            return tuple(_typed(item, arg, key) for item, arg in zip(value, args))
+        except ConfigValueError:
+            pass
+    raise wrong(_describe(hint))
+
+
+def _describe(hint) -> str:
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        return f"a list of {len(args)} {_describe(args[0]).removeprefix('a ')}s"
+    return {bool: "true or false", int: "a whole number", float: "a finite number", str: "a string",
+            dict: "a mapping"}[hint]
+
+
 def _check(config: TrainConfig, source: str) -> TrainConfig:
+    """Ranges, once every value has its type."""
     def fail(key, value, expected):
         raise ValueError(f"{source}: {key} = {value!r}; expected {expected}")
 
     if config.model.width <= 0:
         fail("model.width", config.model.width, "a positive number")
+    if not 0 <= config.model.dropout < 1:
+        fail("model.dropout", config.model.dropout, "a probability in [0, 1)")
     if config.model.upsample not in UPSAMPLE_MODES:
         fail("model.upsample", config.model.upsample, f"one of {', '.join(UPSAMPLE_MODES)}")
     if config.optim.name not in OPTIMIZERS:
         fail("optim.name", config.optim.name, f"one of {', '.join(OPTIMIZERS)}")
     if config.optim.lr <= 0:
         fail("optim.lr", config.optim.lr, "a positive number")
+    if not 0 <= config.optim.momentum < 1:
+        fail("optim.momentum", config.optim.momentum, "a number in [0, 1)")
+    for key in ("weight_decay", "poly_power"):
+        if getattr(config.optim, key) < 0:
+            fail(f"optim.{key}", getattr(config.optim, key), "a number >= 0")
     if config.batch_size < 1:
         fail("batch_size", config.batch_size, "an integer >= 1")
     if (config.iterations is None) == (config.epochs is None):
@@ -118,12 +184,12 @@ def _check(config: TrainConfig, source: str) -> TrainConfig:
             f"{source}: set exactly one of iterations ({config.iterations!r}) and epochs "
             f"({config.epochs!r}); the other must be null"
         )
-    for key in ("iterations", "epochs"):
+    for key in ("iterations", "epochs", "val_every", "checkpoint_every"):
         value = getattr(config, key)
-        if value is not None and (not isinstance(value, int) or value < 1):
-            fail(key, value, "an integer >= 1 or null")
-    if config.val_every < 1 or config.checkpoint_every < 1:
-        fail("val_every/checkpoint_every", (config.val_every, config.checkpoint_every), "integers >= 1")
+        if value is not None and value < 1:
+            fail(key, value, "an integer >= 1")
+    if config.seed < 0:
+        fail("seed", config.seed, "an integer >= 0")
     if config.data.crop_size < 1:
         fail("data.crop_size", config.data.crop_size, "an integer >= 1")
     if config.data.num_classes is not None and config.data.num_classes < 2:
@@ -132,16 +198,15 @@ def _check(config: TrainConfig, source: str) -> TrainConfig:
 
     if config.data.dataset is not None and config.data.dataset not in DATASETS:
         fail("data.dataset", config.data.dataset, f"null (detect) or one of {', '.join(DATASETS)}")
-    if not isinstance(config.data.options, dict):
-        fail("data.options", config.data.options, "a mapping of the dataset reader's options")
+    if config.data.num_workers < 0:
+        fail("data.num_workers", config.data.num_workers, "an integer >= 0")
     if not 0 <= config.data.holdout < 1:
         fail("data.holdout", config.data.holdout, "a fraction in [0, 1)")
     low, high = config.data.scale_range
     if not 0 < low <= high:
-        fail("data.scale_range", config.data.scale_range, "[low, high] with 0 < low <= high")
-    if not isinstance(config.loss, dict) or "name" not in config.loss:
+        fail("data.scale_range", list(config.data.scale_range), "[low, high] with 0 < low <= high")
+    if "name" not in config.loss:
         fail("loss", config.loss, "a mapping with a 'name' key, e.g. {name: fused, ws: 0.5, wp: 0.5}")
-    config.data.scale_range = (float(low), float(high))
     return config
 
 
@@ -176,7 +241,11 @@ def _merge(base: dict, update: dict) -> dict:
 
 
 def config_from_dict(values: dict, source: str = "config") -> TrainConfig:
-    return _check(_build(TrainConfig, values, "config"), source)
+    try:
+        config = _build(TrainConfig, values, "")
+    except ConfigValueError as error:
+        raise ConfigValueError(f"{source}: {error}") from None
+    return _check(config, source)
 
 
 PACKAGED_CONFIGS = Path(__file__).resolve().parent.parent / "configs"

@@ -8,6 +8,7 @@ evaluation, and the objectness maps (cached by image content).
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import multiprocessing
@@ -25,7 +26,7 @@ from pixseg.engine.evaluate import evaluate, predict_probs
 from pixseg.engine.refine import make_refiner
 from pixseg.engine.train import load_trained_model, resolve_device, train, training_split
 from pixseg.engine.tune_crf import candidate_settings, tune_crf
-from pixseg.io import write_text
+from pixseg.io import cached_json, file_digest, json_text, write_text
 
 LOSSES = {"softmax": {"name": "ce"}, "fused": {"name": "fused", "ws": 0.5, "wp": 0.5}}
 MODEL_TITLES = {"fcn32s": "FCN-32s", "fcn16s": "FCN-16s", "fcn8s": "FCN-8s"}
@@ -138,10 +139,10 @@ def run_experiment(out: str | Path, data: str | Path | None = None, models=("fcn
     report = render_report(out / "report.html", tables=tables, figures=figures, crf=crf_settings,
                            data=f"{root} ({val.name})", budget=budget, models=[MODEL_TITLES[m] for m in models])
     headline = runs[f"{run_name(models[-1], 'fused')}-pos"]
-    write_text(out / "metrics.json", json.dumps({
+    write_text(out / "metrics.json", json_text({
         "method": f"{MODEL_TITLES[models[-1]]} FusedLoss + POS-CRFs",
         "miou": headline["miou"], "fg_recall": headline["fg_recall"], "pixel_acc": headline["pixel_acc"],
-        "tables": tables, "runs": runs, "crf": crf_settings}, indent=2))
+        "tables": tables, "runs": runs, "crf": crf_settings}))
     print(format_table(tables["iou"], "Mean IoU (%)"))
     print(format_table(tables["recall"], "Foreground recall (%)"))
     print(f"\nreport: {report}")
@@ -185,13 +186,14 @@ def train_all(jobs: dict, workers: int, progress: bool) -> dict:
 
 
 def tuned_crf_settings(out: Path, checkpoint: Path, device, trials: int, progress: bool) -> dict:
-    path = out / "crf.json"
-    if not path.is_file():
+    def tune():
         model, config = load_trained_model(checkpoint, device)
         held_out = training_split(config, held_out=True)
-        result = tune_crf(model, held_out, device, candidate_settings(trials, CRF_ITERATIONS), progress=progress)
-        write_text(path, json.dumps(result, indent=2))
-    result = json.loads(path.read_text())
+        return tune_crf(model, held_out, device, candidate_settings(trials, CRF_ITERATIONS), progress=progress)
+
+    # Tuned again when the model was retrained or the search changed.
+    result = cached_json(out / "crf.json", {"checkpoint_sha256": file_digest(checkpoint), "trials": trials,
+                                            "iterations": CRF_ITERATIONS}, tune)
     best = result["best"]
     print(f"CRF: appearance {best['appearance']}, smoothness {best['smoothness']}, "
           f"{best['iterations']} iterations (held-out mIoU {100 * result['best_miou']:.2f}, "
@@ -202,13 +204,16 @@ def tuned_crf_settings(out: Path, checkpoint: Path, device, trials: int, progres
 
 def evaluation(path: Path, checkpoint: Path, dataset, device, mode: str, crf_settings: dict,
                pos_cache: Path, progress: bool) -> dict:
-    if not path.is_file():
+    def evaluate_now():
         model, _ = load_trained_model(checkpoint, device)
         refine = make_refiner(mode, crf_options=crf_settings, pos_cache=pos_cache)
-        metrics = evaluate(model, dataset, device, refine=refine, progress=progress,
-                           desc=f"{path.stem}")
-        write_text(path, json.dumps(metrics, indent=2))
-    return json.loads(path.read_text())
+        return evaluate(model, dataset, device, refine=refine, progress=progress, desc=f"{path.stem}")
+
+    # Evaluated again when the model was retrained or the CRF re-tuned.
+    produced_by = {"checkpoint_sha256": file_digest(checkpoint), "mode": mode,
+                   "val_images": hashlib.sha256("\n".join(dataset.ids).encode()).hexdigest(),
+                   "crf": crf_settings if mode != "none" else None}
+    return cached_json(path, produced_by, evaluate_now)
 
 
 def iou_table(models, runs) -> dict:
@@ -265,8 +270,9 @@ def plot_per_class(path: Path, model: str, runs: dict, classes) -> Path:
     positions = np.arange(len(baseline))
     figure = Figure(figsize=(11, 3.8))
     axis = figure.subplots()
-    axis.bar(positions - 0.2, [100 * np.nan_to_num(v) for v in baseline], 0.4, label=BASELINE[0])
-    axis.bar(positions + 0.2, [100 * np.nan_to_num(v) for v in ours], 0.4, label=OURS[0])
+    # Undefined IoUs are null in the results' JSON: drawn as 0.
+    axis.bar(positions - 0.2, 100 * np.nan_to_num(np.asarray(baseline, dtype=float)), 0.4, label=BASELINE[0])
+    axis.bar(positions + 0.2, 100 * np.nan_to_num(np.asarray(ours, dtype=float)), 0.4, label=OURS[0])
     axis.set_xticks(positions, classes[first:], rotation=45, ha="right")
     axis.set_ylabel("IoU (%)")
     axis.set_title(f"{MODEL_TITLES[model]}: per-class IoU" + (" of the object classes" if first else ""))

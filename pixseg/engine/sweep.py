@@ -5,14 +5,13 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 from pathlib import Path
 
 from pixseg.engine.config import TrainConfig
 from pixseg.engine.datasets import open_split
 from pixseg.engine.evaluate import evaluate
 from pixseg.engine.train import load_trained_model, resolve_device, train
-from pixseg.io import atomic_path, write_text
+from pixseg.io import atomic_path, cached_json, check_output_folder, file_digest, write_text
 
 COLUMNS = ("wp", "ws", "miou", "fg_recall", "pixel_acc", "mean_acc")
 
@@ -34,20 +33,22 @@ def sweep_weights(config: TrainConfig, values: list[float], out: str | Path, pro
     Each point lives in its own folder and is reused when its metrics exist, so an interrupted
     sweep continues where it stopped.
     """
-    out = Path(out)
+    out = check_output_folder(out)
     device = resolve_device(config.device)
     rows = []
     for wp in values:
         point = out / f"wp_{wp:.3f}"
-        metrics_path = point / "metrics.json"
-        if not metrics_path.is_file():
-            point_config = dataclasses.replace(config, loss={"name": "fused", "ws": 1.0 - wp, "wp": wp})
-            checkpoint = train(point_config, point, resume=True, progress=progress)
+        point_config = dataclasses.replace(config, loss={"name": "fused", "ws": 1.0 - wp, "wp": wp})
+        # A finished point returns at once; a changed config is refused by name.
+        checkpoint = train(point_config, point, resume=True, progress=progress)
+
+        def evaluate_point():
             model, trained = load_trained_model(checkpoint, device)
             val = open_split(trained.data, trained.data.val_split)
-            metrics = evaluate(model, val, device, progress=progress, desc=f"eval Wp={wp:g}")
-            write_text(metrics_path, json.dumps(metrics, indent=2))
-        metrics = json.loads(metrics_path.read_text())
+            return evaluate(model, val, device, progress=progress, desc=f"eval Wp={wp:g}")
+
+        metrics = cached_json(point / "metrics.json", {"checkpoint_sha256": file_digest(checkpoint),
+                                                       "split": config.data.val_split}, evaluate_point)
         rows.append({"wp": wp, "ws": 1.0 - wp, **{k: metrics[k] for k in COLUMNS[2:]}})
     write_csv(out / "sweep.csv", rows)
     plot_sweep(out / "sweep.png", rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -13,12 +14,12 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from pixseg.data.transforms import TrainTransform
-from pixseg.engine.checkpoint import load_checkpoint, save_checkpoint
+from pixseg.engine.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from pixseg.engine.config import TrainConfig, config_from_dict
 from pixseg.engine.datasets import open_split, resolved
 from pixseg.engine.evaluate import evaluate
 from pixseg.engine.holdout import split_holdout
-from pixseg.io import check_output_folder
+from pixseg.io import check_output_folder, json_text, remove_stale_temporaries, write_text
 from pixseg.losses import create_loss, weight_method
 from pixseg.models import CRFRNN, create_model
 
@@ -28,14 +29,20 @@ LOG_EVERY = 10
 
 
 def resolve_device(name: str) -> torch.device:
+    """The torch device `name` names (auto: CUDA when present), checked to exist here."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} was asked for, but this torch build sees no CUDA device")
     try:
-        return torch.device(name)
+        device = torch.device(name)
     except RuntimeError:
         raise ValueError(f"device {name!r} is not a device torch knows (try auto, cpu or cuda)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} was asked for, but this torch build sees no CUDA device")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                             f"numbered from 0")
+    return device
 
 
 def build_model(config: TrainConfig) -> torch.nn.Module:
@@ -143,11 +150,17 @@ def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.
     return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
 
 
+# Keys that change how a run is carried out but not what it computes: a resumed run may change them.
+NEUTRAL_KEYS = ("device", "data.root", "data.num_workers", "data.val_split", "val_every", "checkpoint_every")
+
+
 def _config_differences(saved: dict, current: dict, prefix="") -> list[str]:
     keys = sorted(set(saved) | set(current))
     differences = []
     for key in keys:
         a, b = saved.get(key), current.get(key)
+        if f"{prefix}{key}" in NEUTRAL_KEYS:
+            continue
         if isinstance(a, dict) and isinstance(b, dict) and key != "loss":
             differences += _config_differences(a, b, f"{prefix}{key}.")
         elif a != b and not (isinstance(a, (list, tuple)) and list(a) == list(b or [])):
@@ -155,22 +168,59 @@ def _config_differences(saved: dict, current: dict, prefix="") -> list[str]:
     return differences
 
 
+def _log_records(log_path: Path) -> list[dict]:
+    """The complete lines of a metrics log; a line cut short by a killed run is dropped."""
+    if not log_path.exists():
+        return []
+    records = []
+    for line in log_path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
 def _truncate_log(log_path: Path, step: int) -> None:
-    """Drop log lines written after `step` by a run that died before its next checkpoint."""
+    """Drop log lines written after `step` by a run that died before its next checkpoint, and a
+    last line it left half-written."""
     if not log_path.exists():
         return
-    kept = [line for line in log_path.read_text().splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step]
-    log_path.write_text("".join(line + "\n" for line in kept))
+    kept = [record for record in _log_records(log_path) if record.get("step", 0) <= step]
+    text = "".join(json_text(record, indent=None) + "\n" for record in kept)
+    if text != log_path.read_text():
+        write_text(log_path, text)
+
+
+def _append_log(log_path: Path, record: dict) -> None:
+    # Opened per line: the run's folder appears with its first line, and a killed run has
+    # written whole lines up to its last.
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("a") as log:
+        log.write(json_text(record, indent=None) + "\n")
+
+
+def _loader_error(error: Exception) -> Exception:
+    """A loader worker's error as its own one-line message (torch puts the worker's traceback
+    into the message it raises again in this process)."""
+    text = str(error)
+    if "Original Traceback" not in text:
+        return error
+    last = text.strip().splitlines()[-1]
+    return ValueError(last.partition(": ")[2] or last)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training; the message says where the run stopped and what holds its state."""
 
 
 def restore_training(state: dict, model, optimizer, scheduler, log_path: Path) -> int:
-    """Continue from a checkpoint: weights, optimiser, schedule and RNG as saved, and the log cut
-    back to the saved step, which is returned."""
-    model.load_state_dict(state["model"])
+    """Continue from a checkpoint (of the run in log_path's folder): weights, optimiser, schedule
+    and every RNG as saved, and the log cut back to the saved step, which is returned."""
+    load_weights(model, state, log_path.parent / CHECKPOINT_NAME)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["rng"])
+    restore_rng_state(state["rng"], next(model.parameters()).device)
     _truncate_log(log_path, state["step"])
     return state["step"]
 
@@ -180,9 +230,10 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, ove
     """Train a model as `config` says, writing checkpoint.pt and metrics.jsonl under out_dir.
 
     With resume=True an existing checkpoint in out_dir is continued from its step, with the
-    same data order, augmentation and optimiser state; the config must match the saved one.
-    A folder holding a run is refused unless resume or overwrite (start again) is given.
-    Returns the checkpoint path.
+    same data order, augmentation, optimiser and random state; only the keys in NEUTRAL_KEYS may
+    differ from the saved config. A folder holding a run is refused unless resume or overwrite
+    (start again) is given. Ctrl-C saves the last finished step; a diverging loss stops the run
+    with the last good checkpoint kept. Returns the checkpoint path.
     """
     out_dir = Path(out_dir)
     checkpoint_path, log_path = out_dir / CHECKPOINT_NAME, out_dir / LOG_NAME
@@ -195,6 +246,8 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, ove
                          f"pass --resume to continue it or --overwrite to start it again")
     if config.data.root is None:
         raise ValueError("no dataset given: set data.root in the config or pass --data DIR")
+    # Stored absolute, so the checkpoint finds its data from any working folder.
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, root=os.path.abspath(config.data.root)))
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
 
@@ -213,25 +266,35 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, ove
     optimizer = build_optimizer(config, model)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_schedule(total, config.optim.poly_power))
 
+    # Only this run writes here: what a killed writer left is garbage.
+    remove_stale_temporaries(checkpoint_path)
+    remove_stale_temporaries(log_path)
     start = 0
     if config.model.init is not None and not (resume and checkpoint_path.exists()):
         load_initial_weights(model, config.model.init)
     if resume and checkpoint_path.exists():
-        state = load_checkpoint(checkpoint_path, map_location=device)
+        state = load_checkpoint(checkpoint_path)
         differences = _config_differences(state["config"], config.to_dict())
         if differences:
-            raise ValueError(f"cannot resume {checkpoint_path}: the config differs: " + "; ".join(differences))
+            raise ValueError(f"cannot resume {checkpoint_path}: the config differs in what changes the result: "
+                             + "; ".join(differences) + " (start again with --overwrite or another --out)")
         start = restore_training(state, model, optimizer, scheduler, log_path)
     elif overwrite:
         checkpoint_path.unlink(missing_ok=True)
-        log_path.unlink(missing_ok=True)
+    _truncate_log(log_path, start)
+    saved = start if start else None
 
     def save(step):
+        nonlocal saved
+        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+            raise ValueError(f"training diverged: the weights hold inf or NaN after step {step}; "
+                             f"{_kept(checkpoint_path, saved)} (lower optim.lr, now {config.optim.lr})")
         save_checkpoint(checkpoint_path, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
+            "scheduler": scheduler.state_dict(), "rng": rng_state(device),
             "step": step, "total": total, "config": config.to_dict(), "dataset": train_set.metadata(),
         })
+        saved = step
 
     if start >= total:
         return checkpoint_path
@@ -249,46 +312,88 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, ove
     bar = tqdm(loader, total=total, initial=start, desc="train", unit="it", disable=not progress,
                dynamic_ncols=True)
     started = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with log_path.open("a") as log:
+    # `done`: the last step whose update finished; `updating`: inside an update, where an
+    # interrupted run's weights are half old, half new and must not be saved.
+    done, updating, last_loss = start, False, None
+    try:
         for step, (images, labels) in enumerate(bar, start=start + 1):
             images = images.to(device, non_blocking=True)
             labels = labels.to(device, non_blocking=True)
             loss = criterion(model(images), labels)
             if not math.isfinite(loss.item()):
-                raise FloatingPointError(
-                    f"loss became {loss.item()} at step {step}; lower optim.lr (now {config.optim.lr})")
+                before = "no step before it" if last_loss is None else f"{last_loss:.4g} at step {step - 1}"
+                raise ValueError(f"training diverged: the loss became {loss.item()} at step {step} "
+                                 f"(last finite loss {before}); {_kept(checkpoint_path, saved)} "
+                                 f"(lower optim.lr, now {config.optim.lr})")
+            last_loss = loss.item()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            updating = True
             optimizer.step()
             scheduler.step()
+            done, updating = step, False
             lr = optimizer.param_groups[0]["lr"]
-            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}")
+            bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}")
             if step % LOG_EVERY == 0 or step == total:
-                log.write(json.dumps({"step": step, "loss": loss.item(), "lr": lr,
-                                      "seconds": round(time.perf_counter() - started, 2)}) + "\n")
+                _append_log(log_path, {"step": step, "loss": last_loss, "lr": lr,
+                                       "seconds": round(time.perf_counter() - started, 2)})
             if val_set is not None and (step % config.val_every == 0 or step == total):
                 metrics = evaluate(model, val_set, device, progress=False)
                 model.train()
-                log.write(json.dumps({"step": step, "split": data.val_split,
-                                      **{k: v for k, v in metrics.items() if k != "iou"}}) + "\n")
+                _append_log(log_path, {"step": step, "split": data.val_split,
+                                       **{k: v for k, v in metrics.items() if k != "iou"}})
                 bar.write(f"step {step}: {data.val_split} mIoU {metrics['miou']:.4f} "
                           f"pixel acc {metrics['pixel_acc']:.4f} fg recall {metrics['fg_recall']:.4f}")
             if step % config.checkpoint_every == 0 or step == total:
-                log.flush()
                 save(step)
+    except KeyboardInterrupt:
+        bar.close()
+        if not updating and done != saved:
+            save(done)
+        raise TrainingInterrupted(f"training stopped at step {done} of {total}; {_kept(checkpoint_path, saved)}; "
+                                  f"continue with --resume") from None
+    except (ValueError, OSError) as error:
+        raise _loader_error(error) from None
     return checkpoint_path
+
+
+def _kept(checkpoint_path: Path, step: int | None) -> str:
+    if step is None:
+        return "no checkpoint was written"
+    return f"{checkpoint_path} holds step {step}"
+
+
+def load_weights(model: torch.nn.Module, state: dict, source) -> None:
+    """Load a checkpoint's weights into `model`, or say what differs between the two."""
+    weights, expected = state["model"], model.state_dict()
+    problems = []
+    missing = [key for key in expected if key not in weights]
+    unexpected = [key for key in weights if key not in expected]
+    reshaped = [f"{key} is {tuple(weights[key].shape)} there and {tuple(value.shape)} in the model"
+                for key, value in expected.items() if key in weights and weights[key].shape != value.shape]
+    if missing:
+        problems.append(f"{len(missing)} weight(s) missing (first {missing[0]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} weight(s) the model does not have (first {unexpected[0]})")
+    if reshaped:
+        problems.append(f"{len(reshaped)} of another shape (first: {reshaped[0]})")
+    if problems:
+        saved = state["config"]
+        raise ValueError(f"checkpoint {source}: its weights do not fit the model its config describes "
+                         f"(model {saved.get('model')}, {saved.get('data', {}).get('num_classes')} classes): "
+                         + "; ".join(problems))
+    model.load_state_dict(weights)
 
 
 def load_trained_model(checkpoint: str | Path, device: torch.device | str = "cpu"):
     """Rebuild the model a checkpoint was trained as and load its weights; returns (model, config)."""
-    state = load_checkpoint(checkpoint, map_location=device)
+    state = load_checkpoint(checkpoint)
     config = config_from_dict(state["config"], str(checkpoint))
     # Pretrained backbone and initial weights are already inside the checkpoint.
     config.model.pretrained = config.model.init = None
-    model = build_model(config).to(device)
-    model.load_state_dict(state["model"])
-    model.eval()
+    model = build_model(config)
+    load_weights(model, state, checkpoint)
+    model.to(device).eval()
     return model, config
 
 

@@ -1,0 +1,57 @@
+"""Every writing command, fed output paths it cannot use: exit status 2, one line naming the path,
+no traceback, nothing written, and no work done first (the inputs named here do not exist, so a
+command that read them before checking its output would fail with another message)."""
+
+import os
+
+import pytest
+
+from pixseg.cli import main
+
+# (command line before the output path, the option naming it, "file" or "folder" output)
+WRITERS = [
+    (["synth", "--n-train", "1", "--n-val", "1", "--size", "32", "32"], "--out", "folder"),
+    (["train", "--config", "experiment_quick", "--data", "no-data"], "--out", "folder"),
+    (["eval", "--checkpoint", "no.pt", "--data", "no-data"], "--out", "folder"),
+    (["predict", "--checkpoint", "no.pt", "no.png"], "--out", "folder"),
+    (["sweep-weights", "--config", "experiment_quick", "--data", "no-data"], "--out", "folder"),
+    (["experiment", "--data", "no-data"], "--out", "folder"),
+    (["demo"], "--out", "folder"),
+    (["objectness", "no.png"], "--out", "folder"),
+    (["tune-crf", "--checkpoint", "no.pt"], "--out", "file"),
+    (["crf", "--image", "no.png", "--probs", "no.npy"], "--out", "file"),
+    (["crf", "--image", "no.png", "--probs", "no.npy", "--out", "labels.png"], "--save-q", "file"),
+    (["class-weights", "--data", "no-data"], "--out", "file"),
+]
+
+
+def bad_paths(tmp_path, kind):
+    """(name, path, words the message must hold) for an output of `kind`."""
+    a_file = tmp_path / "taken.txt"
+    a_file.write_text("mine")
+    a_folder = tmp_path / "folder.json"
+    a_folder.mkdir()
+    cases = [("under a file", a_file / "out", "is a file")]
+    cases.append(("a file", a_file, "is a file") if kind == "folder" else ("a folder", a_folder, "is a folder"))
+    if os.geteuid() != 0:  # root writes into read-only folders
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o555)
+        cases.append(("in a read-only folder", locked / "out", "not writable"))
+    return cases
+
+
+def snapshot(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize("command, option, kind", WRITERS, ids=[f"{w[0][0]} {w[1]}" for w in WRITERS])
+def test_unusable_output_paths(tmp_path, monkeypatch, capsys, command, option, kind):
+    monkeypatch.chdir(tmp_path)
+    for name, path, words in bad_paths(tmp_path, kind):
+        before = snapshot(tmp_path)
+        status = main([*command, option, str(path)])
+        err = capsys.readouterr().err
+        assert status == 2, name
+        assert err.count("\n") == 1 and err.startswith(f"pixseg {command[0]}: error: "), (name, err)
+        assert str(path) in err and words in err, (name, err)
+        assert snapshot(tmp_path) == before, name
