@@ -18,7 +18,7 @@ from tqdm import tqdm
 from pixseg.data.base import VOID
 from pixseg.data.cityscapes import CITYSCAPES_CLASSES
 from pixseg.data.sequences import GAP, INPUTS, LABEL_FOLDER, LABEL_SUFFIX, SequenceWindows
-from pixseg.engine.checkpoint import load_checkpoint, save_checkpoint
+from pixseg.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint
 from pixseg.engine.train import (CHECKPOINT_NAME, LOG_EVERY, LOG_NAME, ResumableBatches, poly_schedule,
                                  resolve_device, restore_training)
 from pixseg.forecast.losses import forecast_loss
@@ -181,7 +181,7 @@ def train_forecaster(config: ForecastConfig, out_dir, *, resume: bool = False, p
                 log.flush()
                 save_checkpoint(checkpoint_path, {
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(),
+                    "scheduler": scheduler.state_dict(), "rng": rng_state(device),
                     "step": step, "config": asdict(config)})
     return checkpoint_path
 
