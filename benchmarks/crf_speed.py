@@ -21,6 +21,11 @@ import statistics
 import time
 import tracemalloc
 
+# Before numba loads OpenMP, as the pixseg command does: OpenMP's default busy-waiting threads spin
+# against every other process on the cores, and on an oversubscribed machine a two-threaded call
+# then took 2.5 to 5 times as long as with sleeping threads (same labels and Q either way).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import numba
 import numpy as np
 import pydensecrf.densecrf as dcrf

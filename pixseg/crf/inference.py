@@ -56,8 +56,10 @@ def dense_crf(image, probs=None, *, iterations=DEFAULT_ITERATIONS, appearance=DE
     threads: how many threads the numba backend uses; None: numba's setting for the calling
         thread (numba.get_num_threads(), which numba.set_num_threads or NUMBA_NUM_THREADS set).
         Images under SERIAL_BELOW pixels run in the calling thread. The numba backend's labels and
-        Q are the same to the bit whatever the thread count and the machine's load. The torch
-        backend uses torch's own thread setting, which dense_crf leaves alone.
+        Q are the same to the bit whatever the thread count and the machine's load. On a machine
+        shared with other work, start Python with OMP_WAIT_POLICY=PASSIVE (the pixseg command sets
+        it): numba's OpenMP threads otherwise spin while they wait, against the other work. The
+        torch backend uses torch's own thread setting, which dense_crf leaves alone.
 
     labels are uint8 when C <= 256, else int32, and argmax_c Q. Results are numpy arrays, or
     torch tensors on the input's device when probs/unary was a tensor.
