@@ -27,3 +27,17 @@ def test_plots_leave_the_matplotlib_backend_alone(tmp_path):
     assert result.stdout.split() == ["svg", "False"]
     assert (tmp_path / "panel.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_no_library_module_switches_the_backend_or_caches_kernels_staleably():
+    """Scans the package: matplotlib.use() changes every caller's plots, and njit(cache=True)
+    caches kernels that can go stale (pixseg.jit.jit is the cache that cannot)."""
+    from pathlib import Path
+
+    import pixseg
+
+    root = Path(pixseg.__file__).parent
+    offenders = [f"{path.relative_to(root)}: {pattern}" for path in sorted(root.rglob("*.py"))
+                 for pattern in ("matplotlib.use(", "cache=True") if pattern in path.read_text()
+                 and path.name != "jit.py"]
+    assert offenders == []
