@@ -22,6 +22,10 @@ WRITERS = [
     (["crf", "--image", "no.png", "--probs", "no.npy"], "--out", "file"),
     (["crf", "--image", "no.png", "--probs", "no.npy", "--out", "labels.png"], "--save-q", "file"),
     (["class-weights", "--data", "no-data"], "--out", "file"),
+    (["train-boundaries", "--data", "no-data"], "--out", "file"),
+    (["synth-video", "--n-train", "1", "--n-val", "1"], "--out", "folder"),
+    (["forecast", "train", "--data", "no-data"], "--out", "folder"),
+    (["forecast", "eval", "--checkpoint", "no.pt", "--data", "no-data"], "--out", "folder"),
 ]
 
 
@@ -44,7 +48,12 @@ def snapshot(folder):
     return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None for p in sorted(folder.rglob("*"))}
 
 
-@pytest.mark.parametrize("command, option, kind", WRITERS, ids=[f"{w[0][0]} {w[1]}" for w in WRITERS])
+def case_id(writer):
+    command, option, _ = writer
+    return " ".join([word for word in command[:2] if not word.startswith("-")] + [option])
+
+
+@pytest.mark.parametrize("command, option, kind", WRITERS, ids=[case_id(w) for w in WRITERS])
 def test_unusable_output_paths(tmp_path, monkeypatch, capsys, command, option, kind):
     monkeypatch.chdir(tmp_path)
     for name, path, words in bad_paths(tmp_path, kind):

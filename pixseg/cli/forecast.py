@@ -58,7 +58,9 @@ def _add_layout_arguments(parser):
 
 def run_train(args):
     from pixseg.forecast.train import ForecastConfig, train_forecaster
+    from pixseg.io import check_output_folder
 
+    check_output_folder(args.out)
     config = ForecastConfig(
         data=args.data, split=args.split, model=args.model, width=args.width, residual=args.residual,
         num_classes=args.num_classes,
@@ -71,7 +73,9 @@ def run_train(args):
 
 def run_eval(args):
     from pixseg.forecast.evaluate import evaluate_forecasts, parse_horizons
+    from pixseg.io import check_output_folder
 
+    check_output_folder(args.out)
     results = evaluate_forecasts(args.checkpoint, args.data, args.out, split=args.split,
                                  horizons=parse_horizons(args.horizons), stride=args.stride, device=args.device)
     width = max(len(m) for m in results["miou"])

@@ -15,7 +15,9 @@ def register(subparsers):
 
 def run(args):
     from pixseg.data.synthetic_video import make_synthetic_video
+    from pixseg.io import check_output_folder
 
+    check_output_folder(args.out)
     out = make_synthetic_video(args.out, n_train=args.n_train, n_val=args.n_val, size=tuple(args.size),
                                frames=args.frames, seed=args.seed)
     print(f"wrote {args.n_train} train + {args.n_val} val sequences of {args.frames} frames "

@@ -19,9 +19,10 @@ def run(args):
     from pathlib import Path
 
     from pixseg.data.datasets import create_dataset
+    from pixseg.io import check_output_file
     from pixseg.objectness.learned import train_on_dataset
 
-    out = Path(args.out)
+    out = check_output_file(args.out)
     if out.exists():
         raise ValueError(f"--out {out} already exists; remove it or choose another file")
     if args.max_images < 1:

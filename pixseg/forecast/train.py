@@ -168,7 +168,8 @@ def train_forecaster(config: ForecastConfig, out_dir, *, resume: bool = False, p
             outputs = rollout(model, x, config.rollout_steps, all_scales=True)
             loss = sum(forecast_loss(out, y[:, k], mask[:, k]) for k, out in enumerate(outputs))
             if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower lr (now {config.lr})")
+                raise ValueError(f"training diverged: the loss became {loss.item()} at step {step}; "
+                                 f"any checkpoint already at {checkpoint_path} is kept; lower --lr (now {config.lr})")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
