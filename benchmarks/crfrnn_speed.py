@@ -89,19 +89,19 @@ def main():
                     times[label].append(seconds)
         medians = {label: statistics.median(values) for label, values in times.items()}
         for label, value in medians.items():
-            print(f"{name:9s} {label:26s} {value:7.3f} s (median of {args.repeats})")
-        print(f"{name:9s} batch 4 / batch 1: {medians['pixseg batch 4'] / medians['pixseg batch 1']:.2f} (target <= 4)")
+            print(f"{name:9s} {label:26s} {value:7.3f} s (median of {args.repeats})", flush=True)
+        print(f"{name:9s} batch 4 / batch 1: {medians['pixseg batch 4'] / medians['pixseg batch 1']:.2f} (target <= 4)", flush=True)
         if reference is not None:
             ratios = [a / b for a, b in zip(times["pixseg batch 1"], times["crfasrnn_pytorch batch 1"])]
             print(f"{name:9s} pixseg / crfasrnn_pytorch at batch 1: {statistics.median(ratios):.3f} "
-                  f"(median of the repeats' ratios; target <= 0.2)")
+                  f"(median of the repeats' ratios; target <= 0.2)", flush=True)
         if torch.cuda.is_available():
             for n in (1, 4):
                 logits = torch.randn(n, LABELS, HEIGHT, WIDTH, device="cuda")
                 images = image.expand(n, -1, -1, -1).cuda()
                 step_seconds(ours, logits, images)
                 cuda = statistics.median(step_seconds(ours, logits, images) for _ in range(args.repeats))
-                print(f"{name:9s} pixseg CUDA batch {n}: {cuda:7.3f} s (median of {args.repeats})")
+                print(f"{name:9s} pixseg CUDA batch {n}: {cuda:7.3f} s (median of {args.repeats})", flush=True)
 
 
 if __name__ == "__main__":
