@@ -96,3 +96,14 @@ def test_stage_two_config_builds_the_layer_on_fcn8s():
     model = build_model(config)
     assert isinstance(model, CRFRNN) and (model.crf.iterations, model.crf.eval_iterations) == (5, 10)
     assert (model.crf.theta_a, model.crf.theta_b, model.crf.theta_g) == (160.0, 3.0, 3.0)
+
+
+def test_the_layer_learns_at_its_own_rate(small_voc):
+    from pixseg.engine.train import build_optimizer
+
+    config = tiny_config(small_voc, **{"model.crf_rnn": "true", "data.num_classes": 21, "optim.crf_lr_mult": 100})
+    model = build_model(config)
+    network, layer = build_optimizer(config, model).param_groups
+    assert layer["lr"] == 100 * network["lr"] and len(layer["params"]) == 3
+    assert len(network["params"]) == len([p for p in model.base.parameters() if p.requires_grad])
+    assert len(build_optimizer(config, model.base).param_groups) == 1

@@ -57,6 +57,9 @@ class OptimConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     poly_power: float = 0.9
+    # Learning-rate multiplier for a CRF-RNN layer's weights (model.crf_rnn): they move by units
+    # while the network's weights move by hundredths (the paper used 1000 to 10000 with SGD).
+    crf_lr_mult: float = 1.0
 
 
 @dataclass
@@ -177,6 +180,8 @@ def _check(config: TrainConfig, source: str) -> TrainConfig:
     for key in ("weight_decay", "poly_power"):
         if getattr(config.optim, key) < 0:
             fail(f"optim.{key}", getattr(config.optim, key), "a number >= 0")
+    if not config.optim.crf_lr_mult > 0:
+        fail("optim.crf_lr_mult", config.optim.crf_lr_mult, "a positive number")
     if config.batch_size < 1:
         fail("batch_size", config.batch_size, "an integer >= 1")
     if (config.iterations is None) == (config.epochs is None):

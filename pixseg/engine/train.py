@@ -142,7 +142,10 @@ def poly_schedule(total: int, power: float):
 
 def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     o = config.optim
-    params = [p for p in model.parameters() if p.requires_grad]
+    layer = [p for p in model.crf.parameters() if p.requires_grad] if isinstance(model, CRFRNN) else []
+    network = [p for p in model.parameters() if p.requires_grad and all(p is not q for q in layer)]
+    # The layer's own group only when there is one, so checkpoints of other models keep one group.
+    params = [{"params": network}] + ([{"params": layer, "lr": o.lr * o.crf_lr_mult}] if layer else [])
     if o.name == "sgd":
         return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
     if o.name == "adam":
