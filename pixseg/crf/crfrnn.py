@@ -187,9 +187,10 @@ def _mean_field(unary, kernels, parameters, iterations):
     current = unary
     for _ in range(iterations):
         q = torch.softmax(current, dim=1)
-        message = (LatticeFilter.apply(q, appearance) @ appearance_weights.T
-                   + LatticeFilter.apply(q, smoothness) @ smoothness_weights.T)
-        current = unary - message @ compatibility.T
+        # mu (W_a K_a q + W_s K_s q) with mu folded into the C x C weights first: the graph then
+        # keeps two filtered maps per iteration, not also their weighted sum.
+        current = unary - (LatticeFilter.apply(q, appearance) @ (compatibility @ appearance_weights).T
+                           + LatticeFilter.apply(q, smoothness) @ (compatibility @ smoothness_weights).T)
     return current
 
 
