@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from pixseg.forecast import (copy_last, create_forecaster, estimate_motion, flow_forecast, forecast_loss,
                              gradient_difference_loss, rollout)
+from pixseg.forecast.model import RESIDUAL_GAIN
 
 
 def test_gradient_difference_loss_by_hand():
@@ -39,12 +40,15 @@ def test_s2s_matches_the_published_size_and_adds_the_last_frame():
     small = create_forecaster("xs2xs", 5, inputs=3, width=0.1)
     fine, coarse = small(torch.rand(2, 3, 8, 10, 14))
     assert fine.shape == (2, 8, 10, 14) and coarse.shape == (2, 8, 5, 7)
+    assert torch.allclose(fine[:, :5].sum(1), torch.ones(2, 10, 14))  # class probabilities
     for net in (small.coarse, small.fine):  # with no change predicted, the forecast is the last frame
         torch.nn.init.zeros_(net[-1].weight)
         torch.nn.init.zeros_(net[-1].bias)
     window = torch.rand(2, 3, 8, 10, 14)
     fine, coarse = small(window)
-    assert torch.equal(fine, window[:, -1]) and torch.allclose(coarse, F.avg_pool2d(window[:, -1], 2))
+    last = window[:, -1]
+    assert torch.allclose(fine[:, :5], (RESIDUAL_GAIN * last[:, :5]).softmax(1))
+    assert torch.equal(fine[:, 5:], last[:, 5:]) and torch.allclose(coarse[:, 5:], F.avg_pool2d(last[:, 5:], 2))
     plain = create_forecaster("xs2xs", 5, inputs=3, width=0.1, residual=False)  # the published network
     plain.load_state_dict(small.state_dict())
     assert torch.equal(plain(window)[0], torch.zeros(2, 8, 10, 14))

@@ -3,9 +3,9 @@ network that sees the inputs and the upsampled coarse output, and adds that outp
 
 A window is a tensor N×T×K×H×W: T past frames, each K channels (C class probability maps, then 3
 image channels for the variants that see frames). The model returns the next frame's channels at both
-scales, (fine N×K'×H×W, coarse N×K'×H/2×W/2), with no activation after the last layer, as in the
-official code: its class maps are compared with the target's probability maps directly, and a softmax
-there would saturate on confidently wrong pixels, where its gradient vanishes.
+scales, (fine N×K'×H×W, coarse N×K'×H/2×W/2). The published network has no activation after its last
+layer (`residual=False`). The default adds the newest input to the output and takes a softmax over the
+classes, so the class maps are probabilities and an untrained model is close to copy-last.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ MODELS = {
     "xs2xs": (True, True),
 }
 IMAGE_CHANNELS = 3
+# Logit given to the newest input's class: an untrained model's forecast keeps it with probability
+# about 0.9 (e^5 / (e^5 + 18) for 19 classes).
+RESIDUAL_GAIN = 5.0
 
 
 def _convs(channels: list[int], kernels: list[int]) -> nn.Sequential:
@@ -37,10 +40,12 @@ def _convs(channels: list[int], kernels: list[int]) -> nn.Sequential:
 class S2S(nn.Module):
     """Two-scale forecaster; `width` scales the hidden channels (1.0: 128, 256, 128 as published).
 
-    With `residual` both scales add the newest input frame to their output, so the network only learns
-    the change: an untrained one copies the last frame. The published model has no such path, and in
-    short CPU runs it settled on forecasting background everywhere (the L1 optimum while it cannot yet
-    tell where objects go); with it, training starts from copy-last and learns the motion.
+    With `residual` both scales add the newest input frame to their output (its class maps times
+    RESIDUAL_GAIN, as logits) and take a softmax over the classes, so the network learns the change
+    from copy-last. In short CPU runs on synthetic video the published network, without this path,
+    forecast background everywhere; with the path but no softmax, the L1 loss drove the change to
+    zero everywhere (exactly copy-last: L1 keeps a pixel unchanged unless a change is more likely
+    than not), where the softmax stops pulling once a pixel is confidently right.
     """
 
     def __init__(self, num_classes: int, inputs: int = 4, frames_in: bool = False, frames_out: bool = False,
@@ -66,10 +71,16 @@ class S2S(nn.Module):
         coarse = self.coarse(F.avg_pool2d(x, 2))
         up = F.interpolate(coarse, size=(h, w), mode="nearest")
         fine = self.fine(torch.cat([x, up], 1)) + up
-        if self.residual:
-            last = window[:, -1, :self.out_channels]
-            fine, coarse = fine + last, coarse + F.avg_pool2d(last, 2)
-        return fine, coarse
+        if not self.residual:
+            return fine, coarse
+        c = self.num_classes
+        last = window[:, -1, :self.out_channels].clone()
+        last[:, :c] = last[:, :c] * RESIDUAL_GAIN
+        return self._activate(fine + last), self._activate(coarse + F.avg_pool2d(last, 2))
+
+    def _activate(self, out: torch.Tensor) -> torch.Tensor:
+        c = self.num_classes
+        return torch.cat([out[:, :c].softmax(1), out[:, c:]], 1)
 
 
 
