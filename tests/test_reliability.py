@@ -373,3 +373,22 @@ def test_21_temporary_files_of_a_killed_write_are_removed(run_dir, data, tmp_pat
     assert main(["train", "--config", "experiment_quick", "--data", str(data), "--out", str(run), *TINY,
                  "--resume"]) == 0
     assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == [".checkpoint.notmine.pt"]
+
+
+def test_17_19_21_forecast_runs_resume_on_another_device_and_clean_up(tmp_path, capsys):
+    import shutil
+
+    video = tmp_path / "video"
+    assert main(["synth-video", "--out", str(video), "--n-train", "2", "--n-val", "1", "--size", "32", "48",
+                 "--frames", "20", "--seed", "1"]) == 0
+    out = tmp_path / "run"
+    args = ["forecast", "train", "--out", str(out), "--width", "0.05", "--crop", "16", "--batch-size", "2",
+            "--checkpoint-every", "1"]
+    assert main([*args, "--data", str(video), "--iterations", "2"]) == 0
+    (out / ".checkpoint.0a1b2c3d.pt").write_bytes(b"half")
+    moved = shutil.move(video, tmp_path / "moved")
+    status, _, err = run_cli(capsys, *args, "--data", moved, "--iterations", "2", "--device", "cpu", "--resume")
+    assert status == 0, err
+    status, _, err = run_cli(capsys, *args, "--data", moved, "--iterations", "2", "--lr", "0.5", "--resume")
+    assert status == 2 and "lr" in err
+    assert not (out / ".checkpoint.0a1b2c3d.pt").exists()

@@ -23,6 +23,11 @@ from pixseg.engine.train import (CHECKPOINT_NAME, LOG_EVERY, LOG_NAME, Resumable
                                  resolve_device, restore_training)
 from pixseg.forecast.losses import forecast_loss
 from pixseg.forecast.model import MODELS, create_forecaster, rollout
+from pixseg.io import remove_stale_temporaries
+
+
+# Settings a resumed run may change: they do not change what it computes.
+NEUTRAL = ("data", "device", "checkpoint_every")
 
 
 @dataclass
@@ -140,10 +145,12 @@ def train_forecaster(config: ForecastConfig, out_dir, *, resume: bool = False, p
     optimizer = _optimizer(config, model)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_schedule(config.iterations, 0.9))
     start = 0
+    # Only this run writes here: what a killed writer left is garbage.
+    remove_stale_temporaries(checkpoint_path)
     if resume and checkpoint_path.exists():
-        state = load_checkpoint(checkpoint_path, map_location=device)
+        state = load_checkpoint(checkpoint_path)
         differences = [f"{k}: {state['config'].get(k)!r} in the checkpoint, {v!r} now"
-                       for k, v in asdict(config).items() if state["config"].get(k) != v]
+                       for k, v in asdict(config).items() if state["config"].get(k) != v and k not in NEUTRAL]
         if differences:
             raise ValueError(f"cannot resume {checkpoint_path}: the settings differ: " + "; ".join(differences))
         start = restore_training(state, model, optimizer, scheduler, log_path)
