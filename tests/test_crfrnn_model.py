@@ -50,6 +50,24 @@ def test_the_layer_sees_the_image_in_colour_levels(monkeypatch):
     assert torch.allclose(seen[0][0].permute(1, 2, 0), torch.from_numpy(image).float(), atol=1e-3)
 
 
+class WithAux(torch.nn.Module):
+    """A stand-in network with an auxiliary head: {"out", "aux"} in training."""
+
+    def forward(self, x):
+        logits = torch.randn(x.shape[0], 2, *x.shape[2:], generator=torch.Generator().manual_seed(0))
+        return {"out": logits, "aux": logits * 2} if self.training else logits
+
+
+def test_the_layer_refines_the_main_output_and_keeps_the_auxiliary_one():
+    model = CRFRNN(WithAux(), 2, iterations=2)
+    x = normalize_image(np.random.default_rng(1).integers(0, 256, (6, 8, 3), dtype=np.uint8))
+    result = model(x)
+    logits = WithAux().eval()(x)
+    assert torch.equal(result["aux"], logits * 2)
+    assert result["out"].shape == logits.shape and not torch.equal(result["out"], logits)
+    assert torch.equal(model.eval()(x), CRFRNN(WithAux(), 2, iterations=2).eval()(x))
+
+
 @pytest.fixture(scope="module")
 def small_voc(tmp_path_factory):
     return make_synthetic_voc(tmp_path_factory.mktemp("voc"), n_train=10, n_val=3, size=(40, 40), seed=2,

@@ -37,10 +37,12 @@ class CRFRNN(nn.Module):
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x):
-        logits = self.base(x)
+        result = self.base(x)
         # Rounding can take a pixel a hair outside 0..255.
         images = ((x.detach() * self.std + self.mean) * 255.0).clamp_(0.0, 255.0)
-        return self.crf(logits, images)
+        if isinstance(result, dict):  # {"out", "aux"} in training: the layer refines "out" only
+            return {**result, "out": self.crf(result["out"], images)}
+        return self.crf(result, images)
 
 
 def with_crf_rnn(base, num_classes, options):
