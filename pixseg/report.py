@@ -64,7 +64,9 @@ def paper_claims(tables: dict) -> list[tuple[str, bool]]:
 
 
 def render_report(path: str | Path, *, tables: dict, figures: dict[str, Path], crf: dict, data: str,
-                  budget: str, models: list[str]) -> Path:
+                  budget: str, models: list[str], training: list[str] = (), sweep: dict | None = None) -> Path:
+    """The page; `training` holds sentences on how the models were trained, `sweep` the loss weights
+    sweep as a table (columns, rows) scored on held-out training images."""
     path = Path(path)
     claims = "".join(f'<li class="{"holds" if holds else "fails"}">{html.escape(text)} '
                      f'&mdash; {"holds" if holds else "does not hold"}</li>' for text, holds in paper_claims(tables))
@@ -80,6 +82,10 @@ def render_report(path: str | Path, *, tables: dict, figures: dict[str, Path], c
         table_html(tables["recall"]),
         "<h2>What the paper claims, checked</h2>", f"<ul>{claims}</ul>",
     ]
+    if training:
+        sections += ["<h2>Training</h2>", "<ul>" + "".join(f"<li>{html.escape(t)}</li>" for t in training) + "</ul>"]
+    if sweep is not None:
+        sections += ["<h2>FusedLoss weights on held-out training images (%)</h2>", _table_html(sweep)]
     for title, figure in figures.items():
         sections += [f"<h2>{html.escape(title[:1].upper() + title[1:])}</h2>", image_html(figure, title)]
     return write_page(path, "pixseg report", sections)

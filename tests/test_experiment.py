@@ -51,7 +51,7 @@ def test_report_tables_match_the_csvs(experiment):
     out, _ = experiment
     page = (out / "report.html").read_text()
     assert "<script" not in page and "src=\"http" not in page  # opens offline, nothing fetched
-    assert page.count("data:image/png;base64,") == 2
+    assert page.count("data:image/png;base64,") == 3
     parser = TableCells()
     parser.feed(page)
     for table, name in zip(parser.tables, ("iou", "recall")):

@@ -13,6 +13,9 @@ def add_experiment_arguments(parser, default_out: str) -> None:
     parser.add_argument("--pretrained", default=None, help="torchvision vgg16-*.pth for the full budget")
     parser.add_argument("--workers", type=int, default=2,
                         help="processes training models (on a CPU) and computing objectness maps")
+    parser.add_argument("--schedule", choices=("staged", "scratch"), default="staged",
+                        help="staged: each finer FCN starts from the trained coarser one (Long et al.); "
+                             "scratch: every FCN from its own initialisation")
     add_device_argument(parser)
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides")
 
@@ -32,4 +35,5 @@ def run(args):
     check_output_folder(args.out)
     run_experiment(args.out, args.data, [m.strip() for m in args.models.split(",") if m.strip()],
                    budget=getattr(args, "budget", "quick"), device=args.device, pretrained=args.pretrained,
-                   workers=args.workers, overrides=[*data_overrides(args), *args.overrides])
+                   workers=args.workers, overrides=[*data_overrides(args), *args.overrides],
+                   schedule=args.schedule)

@@ -1,8 +1,15 @@
 """Liu & Lew's study as one resumable run: train, tune the CRF on held-out images, evaluate, report.
 
+Training follows Long et al.: the coarsest FCN first, then each finer one initialised from the
+trained coarser one (the "staged" schedule; "scratch" trains each from its own initialisation).
+The fused loss's weights are chosen the way the CRF's parameters are: the coarsest FCN is trained
+with each candidate Wp (Ws = 1 - Wp; Wp = 0 is the SoftmaxLoss model), scored on the held-out part
+of train, never val, and the best pair is used for every FusedLoss model; the chosen run is the
+coarsest FusedLoss model itself.
+
 Every stage writes its result to a file under `out` before the next starts, and a rerun reuses
-whatever is there: trained models (checkpoints resume mid-training), the tuned CRF, each
-evaluation, and the objectness maps (cached by image content).
+whatever is there: trained models (checkpoints resume mid-training), the weights sweep, the tuned
+CRF, each evaluation, and the objectness maps (cached by image content).
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import io
 import json
 import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +31,21 @@ from pixseg.engine.datasets import open_split
 from pixseg.data.synthetic import make_synthetic_voc
 from pixseg.engine.evaluate import evaluate, predict_probs
 from pixseg.engine.refine import make_refiner
-from pixseg.engine.train import load_trained_model, resolve_device, train, training_split
+from pixseg.engine.train import LOG_NAME, load_trained_model, resolve_device, train, training_split
 from pixseg.engine.tune_crf import candidate_settings, tune_crf
 from pixseg.io import cached_json, file_digest, json_text, write_text
 
-LOSSES = {"softmax": {"name": "ce"}, "fused": {"name": "fused", "ws": 0.5, "wp": 0.5}}
-MODEL_TITLES = {"fcn32s": "FCN-32s", "fcn16s": "FCN-16s", "fcn8s": "FCN-8s"}
+LOSSES = ("softmax", "fused")
+SOFTMAX = {"name": "ce"}
+MODEL_TITLES = {"fcn32s": "FCN-32s", "fcn16s": "FCN-16s", "fcn8s": "FCN-8s"}  # coarse to fine
+SCHEDULES = ("staged", "scratch")
+# Candidate Wp values of the weights sweep (Ws = 1 - Wp); Wp = 0 is the SoftmaxLoss model, trained anyway.
+SWEEP_VALUES = {"quick": (0.25, 0.5, 0.75), "full": (0.1, 0.3, 0.5, 0.7, 0.9)}
+# A finer FCN that starts from a trained coarser one trains for this fraction of the budget's
+# iterations: it begins as the coarser net and only has to learn to use its skip.
+FINETUNE_FRACTION = 0.5
+# Seconds between looks at the logs of models training in other processes.
+POLL_SECONDS = 2.0
 # The paper's IoU table: (row, loss, post-processing).
 IOU_ROWS = (
     ("SoftmaxLoss", "softmax", "none"),
@@ -78,9 +94,13 @@ def run_name(model: str, loss: str) -> str:
     return f"{model}-{loss}"
 
 
+def fused_spec(wp: float) -> dict:
+    return {"name": "fused", "ws": round(1.0 - wp, 6), "wp": wp}
+
+
 def run_experiment(out: str | Path, data: str | Path | None = None, models=("fcn32s", "fcn16s", "fcn8s"),
                    budget: str = "quick", device: str = "auto", pretrained: str | None = None,
-                   workers: int = 1, overrides=(), progress: bool = True) -> dict:
+                   workers: int = 1, overrides=(), progress: bool = True, schedule: str = "staged") -> dict:
     """Run the whole study into `out` and return {"iou": table, "recall": table, "runs": metrics}."""
     out = Path(out)
     unknown = [m for m in models if m not in MODEL_TITLES]
@@ -88,25 +108,56 @@ def run_experiment(out: str | Path, data: str | Path | None = None, models=("fcn
         raise ValueError(f"--models {','.join(models)}: expected some of {', '.join(MODEL_TITLES)}")
     if budget not in BUDGETS:
         raise ValueError(f"--budget {budget!r}: expected one of {', '.join(BUDGETS)}")
-    stages = Stages(6)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"--schedule {schedule!r}: expected one of {', '.join(SCHEDULES)}")
+    models = [m for m in MODEL_TITLES if m in models]
+    stages = Stages(7)
 
     stages.begin("data")
     root = Path(data) if data else ensure_synthetic_data(out / "data", **SYNTHETIC_DATA)
     base = load_config(BUDGETS[budget], [f"data.root={root}", *overrides])
     val = open_split(base.data, base.data.val_split)
     print(f"{root} ({val.name}, {val.num_classes} classes): {len(val)} {base.data.val_split} images")
-
-    stages.begin(f"training {len(models) * len(LOSSES)} models ({budget} budget)")
-    jobs = {}
-    for model in models:
-        for loss, spec in LOSSES.items():
-            config = load_config(BUDGETS[budget], [
-                f"data.root={root}", f"model.name={model}", f"loss={json.dumps(spec)}", f"device={device}",
-                *([f"model.pretrained={pretrained}"] if pretrained else []), *overrides])
-            jobs[run_name(model, loss)] = (config, out / "models" / run_name(model, loss))
-    parallel = workers if resolve_device(device).type == "cpu" else 1
-    checkpoints = train_all(jobs, parallel, progress)
     torch_device = resolve_device(device)
+    parallel = workers if torch_device.type == "cpu" else 1
+
+    def config(model, loss_spec, init_from=None):
+        settings = [f"data.root={root}", f"model.name={model}", f"loss={json.dumps(loss_spec)}", f"device={device}",
+                    *([f"model.pretrained={pretrained}"] if pretrained and init_from is None else []), *overrides]
+        if init_from is None:
+            return load_config(BUDGETS[budget], settings)
+        full = load_config(BUDGETS[budget], settings)
+        length = ("iterations", full.iterations) if full.iterations is not None else ("epochs", full.epochs)
+        return load_config(BUDGETS[budget], [*settings, f"model.init={init_from}",
+                                             f"{length[0]}={max(1, round(length[1] * FINETUNE_FRACTION))}"])
+
+    first = models[0]
+    values = SWEEP_VALUES[budget]
+    stages.begin(f"loss weights: {MODEL_TITLES[first]} with SoftmaxLoss and FusedLoss at Wp = "
+                 f"{', '.join(f'{v:g}' for v in values)} ({budget} budget)")
+    jobs = {run_name(first, "softmax"): (config(first, SOFTMAX), out / "models" / run_name(first, "softmax"))}
+    for wp in values:
+        jobs[f"{first}-fused-wp{wp:g}"] = (config(first, fused_spec(wp)), out / "models" / f"{first}-fused-wp{wp:g}")
+    trained = train_all(jobs, parallel, progress)
+    sweep = weights_sweep(out, {0.0: trained[run_name(first, "softmax")],
+                                **{wp: trained[f"{first}-fused-wp{wp:g}"] for wp in values}}, torch_device, progress)
+    chosen = sweep["chosen_wp"]
+    checkpoints = {run_name(first, "softmax"): trained[run_name(first, "softmax")],
+                   run_name(first, "fused"): trained[f"{first}-fused-wp{chosen:g}"]}
+    specs = {"softmax": SOFTMAX, "fused": fused_spec(chosen)}
+
+    stages.begin(f"training {', '.join(MODEL_TITLES[m] for m in models[1:]) or 'no finer FCN'} "
+                 f"({schedule} schedule, FusedLoss Ws = {1 - chosen:g}, Wp = {chosen:g})")
+    if schedule == "staged":
+        for coarser, model in zip(models, models[1:]):
+            print(f"{MODEL_TITLES[model]} starts from the trained {MODEL_TITLES[coarser]}", flush=True)
+            checkpoints.update(train_all({
+                run_name(model, loss): (config(model, specs[loss], checkpoints[run_name(coarser, loss)]),
+                                        out / "models" / run_name(model, loss)) for loss in LOSSES}, parallel, progress))
+    else:
+        checkpoints.update(train_all({
+            run_name(model, loss): (config(model, specs[loss]), out / "models" / run_name(model, loss))
+            for model in models[1:] for loss in LOSSES}, parallel, progress))
 
     stages.begin("choosing CRF parameters on held-out training images (never val)")
     crf_settings = tuned_crf_settings(out, checkpoints[run_name(models[-1], "softmax")], torch_device,
@@ -131,22 +182,56 @@ def run_experiment(out: str | Path, data: str | Path | None = None, models=("fcn
     write_tables(out, tables)
     figures = {
         "per-class IoU": plot_per_class(out / "per_class_iou.png", models[-1], runs, val.classes),
+        "effect of the loss weights (held-out part of train)": out / "weights_sweep.png",
         "examples": write_example_panels(out / "panels.png", models[-1], checkpoints, val, torch_device,
                                          crf_settings, pos_cache),
     }
     from pixseg.report import render_report
 
     report = render_report(out / "report.html", tables=tables, figures=figures, crf=crf_settings,
-                           data=f"{root} ({val.name})", budget=budget, models=[MODEL_TITLES[m] for m in models])
+                           data=f"{root} ({val.name})", budget=budget, models=[MODEL_TITLES[m] for m in models],
+                           training=training_notes(models, schedule, sweep, config(first, SOFTMAX)),
+                           sweep=sweep_table(sweep))
     headline = runs[f"{run_name(models[-1], 'fused')}-pos"]
     write_text(out / "metrics.json", json_text({
         "method": f"{MODEL_TITLES[models[-1]]} FusedLoss + POS-CRFs",
         "miou": headline["miou"], "fg_recall": headline["fg_recall"], "pixel_acc": headline["pixel_acc"],
-        "tables": tables, "runs": runs, "crf": crf_settings}))
+        "tables": tables, "runs": runs, "crf": crf_settings, "schedule": schedule,
+        "fused_weights": {"ws": 1 - sweep["chosen_wp"], "wp": sweep["chosen_wp"]}}))
     print(format_table(tables["iou"], "Mean IoU (%)"))
     print(format_table(tables["recall"], "Foreground recall (%)"))
     print(f"\nreport: {report}")
     return {**tables, "runs": runs}
+
+
+def training_notes(models, schedule: str, sweep: dict, config) -> list[str]:
+    """What the report says about how the models were trained and which loss comparison it makes."""
+    titles = [MODEL_TITLES[m] for m in models]
+    steps = f"{config.iterations} iterations" if config.iterations is not None else f"{config.epochs} epochs"
+    order = (f"staged: {titles[0]} from its initialisation, then "
+             + ", ".join(f"{b} from the trained {a}" for a, b in zip(titles, titles[1:]))
+             if schedule == "staged" and len(titles) > 1 else "every model from its own initialisation")
+    chosen = sweep["chosen_wp"]
+    if schedule == "staged" and len(titles) > 1:
+        steps = f"{steps} for {titles[0]}, {FINETUNE_FRACTION:g} of that for each finer FCN"
+    else:
+        steps = f"{steps} per model"
+    notes = [f"Schedule: {order}; {steps} ({config.optim.name}, lr {config.optim.lr:g}).",
+             f"FusedLoss weights: Ws = {1 - chosen:g}, Wp = {chosen:g}, the best FusedLoss pair by mIoU on "
+             f"{sweep['num_images']} held-out training images (never val); Wp = 0 is the SoftmaxLoss model."]
+    if config.optim.name in ("adam", "adamw"):
+        notes.append("Comparison at equal effective learning rate: Adam's steps do not depend on the scale of the "
+                     "loss, so Ws + Wp = 1 does not shrink the step the way halving the cross-entropy would under "
+                     "SGD; SoftmaxLoss and FusedLoss models differ only in the loss.")
+    else:
+        notes.append("Comparison at equal learning rate and Ws + Wp = 1: background pixels get the cross-entropy's "
+                     "gradient; object pixels share it between their class and 'not background'.")
+    return notes
+
+
+def sweep_table(sweep: dict) -> dict:
+    return {"columns": ["Wp (Ws = 1 - Wp)", "mIoU", "foreground recall"],
+            "rows": [[f"{row['wp']:g}", 100 * row["miou"], 100 * row["fg_recall"]] for row in sweep["rows"]]}
 
 
 def _train_in_process(config: dict, out_dir: str) -> str:
@@ -163,7 +248,7 @@ def train_all(jobs: dict, workers: int, progress: bool) -> dict:
     Narrow models on a CPU keep one core busy whatever the thread count, so separate processes
     finish the set about `workers` times sooner than one process with all the threads.
     """
-    if workers <= 1:
+    if workers <= 1 or len(jobs) == 1:
         checkpoints, began = {}, time.perf_counter()
         for done, (name, (config, out_dir)) in enumerate(jobs.items()):
             minutes_left = (time.perf_counter() - began) / max(done, 1) * (len(jobs) - done) / 60
@@ -171,18 +256,98 @@ def train_all(jobs: dict, workers: int, progress: bool) -> dict:
             print(f"model {done + 1}/{len(jobs)}: {name}{eta}", flush=True)
             checkpoints[name] = train(config, out_dir, resume=True, progress=progress)
         return checkpoints
-    print(f"{len(jobs)} models, {workers} at a time in separate processes", flush=True)
+    print(f"{len(jobs)} models, {min(workers, len(jobs))} at a time in separate processes", flush=True)
     finished = {}
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool, \
-            tqdm(total=len(jobs), desc="models trained", unit="model", disable=not progress,
-                 dynamic_ncols=True) as bar:
+    watch = TrainingWatch(jobs, progress)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(_train_in_process, config.to_dict(), str(out_dir)): name
                    for name, (config, out_dir) in jobs.items()}
-        for future in as_completed(futures):
-            finished[futures[future]] = Path(future.result())
-            bar.write(f"finished {futures[future]}")
-            bar.update()
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+                for future in done:
+                    finished[futures[future]] = Path(future.result())
+                watch.update(finished)
+        finally:
+            watch.close()
     return {name: finished[name] for name in jobs}
+
+
+def last_logged_step(log_path: Path) -> tuple[int, float | None]:
+    """(step, loss) of the last training line a run has logged, (0, None) before the first."""
+    step, loss = 0, None
+    if log_path.is_file():
+        for line in log_path.read_text().splitlines():
+            entry = json.loads(line) if line.strip() else {}
+            if "loss" in entry:
+                step, loss = entry["step"], entry["loss"]
+    return step, loss
+
+
+class TrainingWatch:
+    """One progress bar per model training in another process (steps, loss, ETA), read from the
+    logs the runs write, and one for the whole set: its ETA is the stage's."""
+
+    def __init__(self, jobs: dict, enabled: bool):
+        self.logs = {name: out_dir / LOG_NAME for name, (_, out_dir) in jobs.items()}
+        totals = {name: config.iterations for name, (config, _) in jobs.items()}
+        self.bars = {}
+        if enabled:
+            self.total = tqdm(total=sum(t or 0 for t in totals.values()), desc="all models", unit="it",
+                              position=0, dynamic_ncols=True)
+            for position, name in enumerate(jobs, start=1):
+                self.bars[name] = tqdm(total=totals[name], desc=name, unit="it", position=position,
+                                       dynamic_ncols=True)
+
+    def update(self, finished: dict) -> None:
+        if not self.bars:
+            return
+        for name, bar in self.bars.items():
+            step, loss = last_logged_step(self.logs[name])
+            if name in finished and bar.total:
+                step = bar.total
+            bar.update(step - bar.n)
+            if loss is not None:
+                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            bar.refresh()
+        self.total.update(sum(bar.n for bar in self.bars.values()) - self.total.n)
+
+    def close(self) -> None:
+        for bar in [*self.bars.values(), *([self.total] if self.bars else [])]:
+            bar.close()
+
+
+def weights_sweep(out: Path, checkpoints: dict, device, progress: bool) -> dict:
+    """Score each Wp's model on the held-out part of train; the best mIoU gives the chosen pair.
+
+    Writes weights_sweep.json / .csv / .png (the curve), reused on a rerun.
+    """
+    from pixseg.engine.sweep import plot_sweep, write_csv
+
+    path = out / "weights_sweep.json"
+    if not path.is_file():
+        rows = []
+        for wp, checkpoint in sorted(checkpoints.items()):
+            model, config = load_trained_model(checkpoint, device)
+            held_out = training_split(config, held_out=True)
+            metrics = evaluate(model, held_out, device, progress=progress, desc=f"held-out Wp={wp:g}")
+            rows.append({"wp": wp, "ws": 1.0 - wp, **{k: metrics[k] for k in ("miou", "fg_recall", "pixel_acc",
+                                                                              "mean_acc")}})
+        best = max(rows, key=lambda row: row["miou"])
+        # Wp = 0 is the SoftmaxLoss model: FusedLoss proper needs Wp > 0, the best of those is chosen.
+        fused = max((row for row in rows if row["wp"] > 0), key=lambda row: row["miou"])
+        write_text(path, json_text({"rows": rows, "chosen_wp": fused["wp"], "best_wp": best["wp"],
+                                     "num_images": len(held_out)}, indent=2))
+    sweep = json.loads(path.read_text())
+    write_csv(out / "weights_sweep.csv", sweep["rows"])
+    plot_sweep(out / "weights_sweep.png", sweep["rows"], "held-out part of train")
+    for row in sweep["rows"]:
+        print(f"Wp {row['wp']:.2f} Ws {row['ws']:.2f}: held-out mIoU {100 * row['miou']:.2f}, "
+              f"fg recall {100 * row['fg_recall']:.2f}")
+    print(f"FusedLoss weights chosen on {sweep['num_images']} held-out training images: "
+          f"Ws = {1 - sweep['chosen_wp']:g}, Wp = {sweep['chosen_wp']:g}")
+    return sweep
 
 
 def tuned_crf_settings(out: Path, checkpoint: Path, device, trials: int, progress: bool) -> dict:

@@ -51,7 +51,7 @@ def sweep_weights(config: TrainConfig, values: list[float], out: str | Path, pro
                                                        "split": config.data.val_split}, evaluate_point)
         rows.append({"wp": wp, "ws": 1.0 - wp, **{k: metrics[k] for k in COLUMNS[2:]}})
     write_csv(out / "sweep.csv", rows)
-    plot_sweep(out / "sweep.png", rows)
+    plot_sweep(out / "sweep.png", rows, config.data.val_split)
     return rows
 
 
@@ -64,7 +64,7 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     write_text(path, buffer.getvalue())
 
 
-def plot_sweep(path: Path, rows: list[dict]) -> None:
+def plot_sweep(path: Path, rows: list[dict], scored_on: str) -> None:
     from matplotlib.figure import Figure  # a figure of its own: pyplot's global backend is left alone
 
     wp = [r["wp"] for r in rows]
@@ -73,7 +73,7 @@ def plot_sweep(path: Path, rows: list[dict]) -> None:
     axis.plot(wp, [100 * r["miou"] for r in rows], "o-", label="mean IoU")
     axis.plot(wp, [100 * r["fg_recall"] for r in rows], "s--", label="foreground recall")
     axis.set_xlabel("Wp (Ws = 1 - Wp)")
-    axis.set_ylabel("%")
+    axis.set_ylabel(f"% on {scored_on}")
     axis.set_title("Effect of the fused loss weights")
     axis.grid(alpha=0.3)
     axis.legend()

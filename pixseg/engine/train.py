@@ -21,7 +21,7 @@ from pixseg.engine.evaluate import evaluate
 from pixseg.engine.holdout import split_holdout
 from pixseg.io import check_output_folder, json_text, remove_stale_temporaries, write_text
 from pixseg.losses import create_loss, weight_method
-from pixseg.models import CRFRNN, create_model
+from pixseg.models import CRFRNN, FCN, create_model
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "metrics.jsonl"
@@ -61,9 +61,23 @@ def load_initial_weights(model: torch.nn.Module, path: str | Path) -> None:
     try:
         target.load_state_dict(state)
     except RuntimeError as error:
-        first = str(error).splitlines()[0]
-        raise ValueError(f"model.init = {str(path)!r}: its weights do not fit this model ({first}); expected a "
-                         f"checkpoint of the same network") from None
+        if not _coarser_fcn(target, state):
+            first = str(error).splitlines()[0]
+            raise ValueError(f"model.init = {str(path)!r}: its weights do not fit this model ({first}); expected "
+                             f"a checkpoint of the same network, or of a coarser FCN on the same backbone") from None
+        own = target.state_dict()
+        target.load_state_dict({k: v for k, v in state.items() if own[k].shape == v.shape}, strict=False)
+
+
+def _coarser_fcn(model: torch.nn.Module, state: dict) -> bool:
+    """Whether `state` is a coarser FCN on `model`'s backbone, e.g. FCN-32s for an FCN-16s: Long et al.
+    start each finer FCN from the trained coarser one. Its layers are a subset of the finer net's;
+    the finer net's new score layers keep their zero start and its final upsampler, of another
+    factor, its bilinear one."""
+    own = model.state_dict()
+    backbone = [k for k in own if k.startswith("backbone.")]
+    return (isinstance(model, FCN) and bool(backbone) and set(state) <= set(own)
+            and all(state.get(k) is not None and state[k].shape == own[k].shape for k in backbone))
 
 
 def build_loss(config: TrainConfig, train_set, progress: bool = True) -> torch.nn.Module:
