@@ -5,6 +5,7 @@ import json
 from html.parser import HTMLParser
 
 import pytest
+import torch
 
 from pixseg.data.synthetic import make_synthetic_voc
 from pixseg.engine.experiment import IOU_ROWS, run_experiment, table_csv
@@ -43,7 +44,8 @@ class TableCells(HTMLParser):
 def experiment(tmp_path_factory):
     out = tmp_path_factory.mktemp("experiment")
     make_synthetic_voc(out / "data", n_train=8, n_val=2, size=(40, 40), seed=4, progress=False)
-    result = run_experiment(out, out / "data", models=["fcn16s"], workers=2, overrides=TINY, progress=False)
+    result = run_experiment(out, out / "data", models=["fcn16s", "fcn32s"], workers=2, overrides=TINY,
+                            progress=False)
     return out, result
 
 
@@ -58,17 +60,30 @@ def test_report_tables_match_the_csvs(experiment):
         with open(out / f"{name}_table.csv", newline="") as handle:
             assert table == list(csv.reader(handle))
     assert [row[0] for row in parser.tables[0][1:6]] == [label for label, _, _ in IOU_ROWS]
+    assert parser.tables[0][0] == ["Method", "FCN-32s", "FCN-16s"]  # coarse to fine, whatever the order given
+    assert [row[0] for row in parser.tables[2][1:]] == ["0", "0.25", "0.5", "0.75"]  # the weights sweep
 
 
 def test_every_stage_left_its_files(experiment):
     out, result = experiment
     for name in ("metrics.json", "crf.json", "tables.md", "per_class_iou.png", "panels.png",
+                 "weights_sweep.json", "weights_sweep.csv", "weights_sweep.png",
+                 "models/fcn32s-softmax/checkpoint.pt", "models/fcn32s-fused-wp0.25/checkpoint.pt",
                  "models/fcn16s-softmax/checkpoint.pt", "models/fcn16s-fused/checkpoint.pt",
-                 "results/fcn16s-fused-pos.json", "results/fcn16s-softmax-dense.json"):
+                 "results/fcn16s-fused-pos.json", "results/fcn32s-softmax-dense.json"):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0 <= metrics["miou"] <= 1 and 0 <= metrics["fg_recall"] <= 1
-    assert metrics["miou"] == pytest.approx(result["iou"]["rows"][4][1] / 100)
+    assert metrics["miou"] == pytest.approx(result["iou"]["rows"][4][2] / 100)
+    sweep = json.loads((out / "weights_sweep.json").read_text())
+    assert [row["wp"] for row in sweep["rows"]] == [0.0, 0.25, 0.5, 0.75]
+    assert sweep["num_images"] == 2 and sweep["chosen_wp"] in (0.25, 0.5, 0.75)  # held-out train, never val
+    chosen = sweep["chosen_wp"]
+    assert metrics["fused_weights"] == {"ws": 1 - chosen, "wp": chosen}
+    # Staged: FCN-16s starts from the FCN-32s trained with the same loss (the chosen sweep point).
+    fine = torch.load(out / "models/fcn16s-fused/checkpoint.pt", weights_only=True)["config"]
+    assert fine["init_from"] == str(out / f"models/fcn32s-fused-wp{chosen:g}/checkpoint.pt")
+    assert fine["loss"] == {"name": "fused", "ws": 1 - chosen, "wp": chosen} and fine["iterations"] == 1
     tuning = json.loads((out / "crf.json").read_text())
     assert tuning["num_images"] == 2  # a quarter of the 8 training images, never val
 
@@ -76,7 +91,8 @@ def test_every_stage_left_its_files(experiment):
 def test_a_rerun_reuses_everything(experiment, capsys):
     out, result = experiment
     before = {p: p.stat().st_mtime_ns for p in (out / "results").iterdir()}
-    again = run_experiment(out, out / "data", models=["fcn16s"], workers=1, overrides=TINY, progress=False)
+    again = run_experiment(out, out / "data", models=["fcn32s", "fcn16s"], workers=1, overrides=TINY,
+                           progress=False)
     assert again["iou"] == result["iou"]
     assert {p: p.stat().st_mtime_ns for p in (out / "results").iterdir()} == before
 

@@ -307,10 +307,9 @@ class TrainingWatch:
             step, loss = last_logged_step(self.logs[name])
             if name in finished and bar.total:
                 step = bar.total
-            bar.update(step - bar.n)
             if loss is not None:
                 bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-            bar.refresh()
+            bar.update(step - bar.n)
         self.total.update(sum(bar.n for bar in self.bars.values()) - self.total.n)
 
     def close(self) -> None:
