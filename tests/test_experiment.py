@@ -82,7 +82,7 @@ def test_every_stage_left_its_files(experiment):
     assert metrics["fused_weights"] == {"ws": 1 - chosen, "wp": chosen}
     # Staged: FCN-16s starts from the FCN-32s trained with the same loss (the chosen sweep point).
     fine = torch.load(out / "models/fcn16s-fused/checkpoint.pt", weights_only=True)["config"]
-    assert fine["init_from"] == str(out / f"models/fcn32s-fused-wp{chosen:g}/checkpoint.pt")
+    assert fine["model"]["init"] == str(out / f"models/fcn32s-fused-wp{chosen:g}/checkpoint.pt")
     assert fine["loss"] == {"name": "fused", "ws": 1 - chosen, "wp": chosen} and fine["iterations"] == 1
     tuning = json.loads((out / "crf.json").read_text())
     assert tuning["num_images"] == 2  # a quarter of the 8 training images, never val

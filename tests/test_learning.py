@@ -40,7 +40,7 @@ def tiny_voc(tmp_path_factory):
 def learning_config(root, **extra):
     overrides = [f"data.root={root}", "model.width=0.125", "data.crop_size=48", "batch_size=4",
                  f"iterations={STEPS}", "checkpoint_every=20", "val_every=30", "optim.lr=0.003", "data.holdout=0",
-                 "device=cpu", *[f"{k}={v}" for k, v in extra.items()]]
+                 "device=cpu", "data.num_classes=21", *[f"{k}={v}" for k, v in extra.items()]]
     return load_config("experiment_quick", overrides)
 
 
