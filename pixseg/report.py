@@ -85,7 +85,7 @@ def render_report(path: str | Path, *, tables: dict, figures: dict[str, Path], c
     if training:
         sections += ["<h2>Training</h2>", "<ul>" + "".join(f"<li>{html.escape(t)}</li>" for t in training) + "</ul>"]
     if sweep is not None:
-        sections += ["<h2>FusedLoss weights on held-out training images (%)</h2>", _table_html(sweep)]
+        sections += ["<h2>FusedLoss weights on held-out training images (%)</h2>", table_html(sweep)]
     for title, figure in figures.items():
         sections += [f"<h2>{html.escape(title[:1].upper() + title[1:])}</h2>", image_html(figure, title)]
     return write_page(path, "pixseg report", sections)
