@@ -94,12 +94,15 @@ def test_a_few_dozen_steps_beat_all_background(learned):
 
 
 def test_resumed_training_ends_where_uninterrupted_training_does(tiny_voc, learned, tmp_path, monkeypatch):
+    class Crash(Exception):
+        pass
+
     def crash(*args, **kwargs):
-        raise KeyboardInterrupt  # the first validation, step 30: after the step-20 checkpoint
+        raise Crash  # the first validation, step 30: after the step-20 checkpoint
 
     with monkeypatch.context() as patch:
         patch.setattr(train_module, "evaluate", crash)
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(Crash):
             train(learning_config(tiny_voc), tmp_path, progress=False)
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 20
     resumed = train(learning_config(tiny_voc), tmp_path, resume=True, progress=False)
