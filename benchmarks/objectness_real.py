@@ -7,7 +7,8 @@ On a VOC-layout folder with class masks (no instance masks needed), per image:
   8-connected component of a class mask stands in for an instance (VOC's void band around every
   outline separates touching objects of one class); components under `--min-object` of the image
   are left out as instances (their pixels still count in every union).
-- CRF: the same coarse probabilities refined by the plain dense CRF, the POS-CRF, and the POS-CRF
+- CRF: the same coarse probabilities refined by the plain dense CRF, the POS-CRF (POS as is, and
+  scaled to a maximum of 1 like the prior), and the POS-CRF
   fed with the centred Gaussian; mIoU and foreground recall over all images. The probabilities are
   the ground truth degraded the way an FCN-32s output looks (`coarse_probabilities`): the one-hot
   mask (void filled from the nearest labelled pixel) averaged over 32 x 32 blocks, upsampled
@@ -40,7 +41,7 @@ from pixseg.objectness.proposals import proposals_from_superpixels
 from pixseg.objectness.superpixels import superpixels
 
 VOID = 255
-SETTINGS = ("crf", "prior-crf", "pos-crf")
+SETTINGS = ("crf", "prior-crf", "pos-crf", "pos-max-crf")
 
 
 def object_instances(classes: np.ndarray, min_fraction: float) -> np.ndarray:
@@ -102,7 +103,8 @@ def measure(dataset, indices, boundaries_of, args, results) -> None:
             continue
         probs = coarse_probabilities(classes, dataset.num_classes, uniform=args.uniform)
         refine = {"crf": lambda: dense_crf(image, probs)[0], "prior-crf": lambda: pos_crf(image, probs, prior)[0],
-                  "pos-crf": lambda: pos_crf(image, probs, pos)[0]}
+                  "pos-crf": lambda: pos_crf(image, probs, pos)[0],
+                  "pos-max-crf": lambda: pos_crf(image, probs, pos / max(float(pos.max()), 1e-6))[0]}
         results["matrices"]["none"].update(probs.argmax(axis=0), classes)
         for name in args.crf_rows:
             results["matrices"][name].update(np.asarray(refine[name]()), classes)
@@ -163,7 +165,7 @@ def main():
         print(f"coarse probabilities (32 x 32 blocks, uniform {args.uniform}), then:")
         print(f"{'':<28} {'mIoU':>6} {'fg recall':>9}")
         names = {"none": "argmax (no CRF)", "crf": "dense CRF", "prior-crf": "POS-CRF, centred Gaussian",
-                 "pos-crf": "POS-CRF, objectness"}
+                 "pos-crf": "POS-CRF, objectness", "pos-max-crf": "POS-CRF, objectness / max"}
         for key, name in names.items():
             if key != "none" and key not in args.crf_rows:
                 continue
