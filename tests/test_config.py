@@ -12,7 +12,7 @@ def write(tmp_path, text):
 def test_defaults_and_overrides_are_typed(tmp_path):
     config = load_config(write(tmp_path, "model: {name: fcn16s, width: 0.5}\n"),
                          ["optim.lr=0.05", "loss={name: fused, ws: 0.3, wp: 0.7}", "data.crop_size=64"])
-    assert config.model.name == "fcn16s" and config.model.width == 0.5
+    assert config.model == {"name": "fcn16s", "width": 0.5}
     assert config.optim.lr == 0.05 and config.data.crop_size == 64
     assert config.loss == {"name": "fused", "ws": 0.3, "wp": 0.7}
     assert config.optim.momentum == 0.9  # untouched default
@@ -28,9 +28,33 @@ def test_renaming_the_loss_replaces_its_options(tmp_path):
     assert config.loss == {"name": "ce"}
 
 
+def toy(num_classes, *, width=1.0, pretrained=None):
+    """A builder that takes fewer options than the FCNs."""
+
+
+def test_model_options_go_to_the_builder_and_renaming_keeps_the_ones_it_takes(tmp_path, monkeypatch):
+    from pixseg.models import MODELS
+
+    monkeypatch.setitem(MODELS, "toy", toy)
+    path = write(tmp_path, "model: {name: fcn8s, width: 0.25, padding: compact}\n")
+    assert load_config(path, ["model.upsample=bilinear"]).model == {
+        "name": "fcn8s", "width": 0.25, "padding": "compact", "upsample": "bilinear"}
+    assert load_config(path, ["model.name=fcn16s"]).model == {"name": "fcn16s", "width": 0.25, "padding": "compact"}
+    assert load_config(path, ["model.name=toy"]).model == {"name": "toy", "width": 0.25}
+    assert load_config(path, ["model={name: toy, pretrained: x.pth}"]).model == {
+        "name": "toy", "width": 0.25, "pretrained": "x.pth"}
+    with pytest.raises(ValueError, match="unknown option padding for model 'toy'; valid options: width, pretrained"):
+        load_config(path, ["model={name: toy, padding: compact}"])
+
+
 @pytest.mark.parametrize("text, words", [
     ("modle: {name: fcn8s}\n", ["modle"]),
-    ("model: {name: fcn8s, widht: 2}\n", ["widht", "width"]),
+    ("model: {name: fcn8s, widht: 2}\n", ["config.yaml", "unknown option widht", "model 'fcn8s'", "valid options: width"]),
+    ("model: {name: fcn4s}\n", ["model.name", "'fcn4s'", "fcn8s"]),
+    ("model: {width: 2}\n", ["model", "'name'"]),
+    ("optim: {head_lr_mult: 0}\n", ["optim.head_lr_mult", "0"]),
+    ("optim: {no_decay_norm_bias: 1}\n", ["optim.no_decay_norm_bias"]),
+    ("aux_weight: -1\n", ["aux_weight", "-1"]),
     ("optim: {name: rmsprop}\n", ["optim.name", "rmsprop"]),
     ("iterations: 10\nepochs: 2\n", ["iterations", "epochs"]),
     ("batch_size: 0\n", ["batch_size", "0"]),

@@ -87,7 +87,7 @@ def test_two_stage_training(small_voc, tmp_path):
 
     stage2 = train(config, tmp_path / "crfrnn", progress=False)
     model, saved = load_trained_model(stage2)
-    assert isinstance(model, CRFRNN) and saved.model.init is None
+    assert isinstance(model, CRFRNN) and saved.model.get("init") is None
     crf = model.crf
     assert not torch.equal(crf.compatibility, 1 - torch.eye(21))
     assert not torch.equal(crf.appearance_weights, 5 * torch.eye(21))

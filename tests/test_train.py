@@ -103,3 +103,48 @@ def test_weighted_loss_gets_class_weights_from_the_training_images(tiny_voc, tmp
     weights = criterion.weight
     assert weights.shape == (21,) and weights[0] > 0
     assert (weights >= 0).all() and weights.max() > weights[0]  # objects are rarer than background
+
+
+class TwoPart(torch.nn.Module):
+    """A backbone (conv + norm) and a head, as the models lay them out."""
+
+    def __init__(self, aux=False):
+        super().__init__()
+        self.backbone = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4))
+        self.head = torch.nn.Conv2d(4, 3, 1)
+        self.aux = torch.nn.Conv2d(4, 3, 1) if aux else None
+
+    def forward(self, x):
+        features = self.backbone(x)
+        out = self.head(features)
+        return {"out": out, "aux": self.aux(features)} if self.training and self.aux else out
+
+
+def test_parameter_groups_split_head_from_backbone_and_decay_from_norms_and_biases(tiny_voc):
+    config = tiny_config(tiny_voc, **{"optim.head_lr_mult": 10, "optim.no_decay_norm_bias": "true",
+                                      "optim.weight_decay": 0.01, "optim.lr": 0.1})
+    model = TwoPart()
+    groups = {(g["lr"], g["weight_decay"]): {id(p) for p in g["params"]}
+              for g in train_module.parameter_groups(model, config.optim)}
+    ids = lambda *params: {id(p) for p in params}  # noqa: E731
+    assert groups == {
+        (0.1, 0.01): ids(model.backbone[0].weight),
+        (0.1, 0.0): ids(model.backbone[0].bias, model.backbone[1].weight, model.backbone[1].bias),
+        (1.0, 0.01): ids(model.head.weight),
+        (1.0, 0.0): ids(model.head.bias),
+    }
+    # The defaults give one group, as optimisers saved before groups existed expect.
+    plain = train_module.parameter_groups(model, tiny_config(tiny_voc).optim)
+    assert len(plain) == 1 and len(plain[0]["params"]) == 6
+
+
+def test_training_loss_adds_the_weighted_auxiliary_loss():
+    model = TwoPart(aux=True).train()
+    x, labels = torch.randn(2, 3, 8, 8), torch.randint(0, 3, (2, 8, 8))
+    criterion = torch.nn.CrossEntropyLoss()
+    outputs = model(x)
+    expected = criterion(outputs["out"], labels) + 0.25 * criterion(outputs["aux"], labels)
+    torch.testing.assert_close(train_module.training_loss(criterion, outputs, labels, 0.25), expected)
+    assert isinstance(model.eval()(x), torch.Tensor)
+    torch.testing.assert_close(train_module.training_loss(criterion, model(x), labels, 0.25),
+                               criterion(model(x), labels))

@@ -24,6 +24,7 @@ SUBCOMMANDS = (
     "crf",
     "class-weights",
     "datasets",
+    "models",
     "objectness",
     "train-boundaries",
     "forecast",

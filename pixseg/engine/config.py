@@ -15,22 +15,6 @@ import yaml
 
 
 @dataclass
-class ModelConfig:
-    name: str = "fcn8s"
-    width: float = 1.0
-    upsample: str = "deconv"
-    pretrained: str | None = None
-    dropout: float = 0.5
-    padding: str = "classic"
-    batch_norm: bool = False
-    # false, true or a mapping of CRF-as-RNN options (pixseg.models.crfrnn): that layer on top.
-    crf_rnn: Any = False
-    # A finished run's checkpoint to start from; a model with crf_rnn takes a checkpoint of its
-    # base network alone (the paper's second stage starts from the first stage's network).
-    init: str | None = None
-
-
-@dataclass
 class DataConfig:
     root: str | None = None
     # A name from pixseg.data.DATASETS; None detects it from the layout of root.
@@ -60,15 +44,26 @@ class OptimConfig:
     # Learning-rate multiplier for a CRF-RNN layer's weights (model.crf_rnn): they move by units
     # while the network's weights move by hundredths (the paper used 1000 to 10000 with SGD).
     crf_lr_mult: float = 1.0
+    # Learning rate of everything outside the model's `backbone`, as a multiple of lr (DeepLab
+    # trains its new head 10x faster than the pretrained backbone).
+    head_lr_mult: float = 1.0
+    # No weight decay on biases and normalisation weights (every parameter of one dimension).
+    no_decay_norm_bias: bool = False
 
 
 @dataclass
 class TrainConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
+    # {name: <a pixseg.models.MODELS name>, option: value, ...}: every key but name and init goes
+    # to create_model (the builder's options, and crf_rnn: the CRF-as-RNN layer on top). init is a
+    # finished run's checkpoint to start from; a model with crf_rnn takes a checkpoint of its base
+    # network alone (the paper's second stage starts from the first stage's network).
+    model: dict = field(default_factory=lambda: {"name": "fcn8s"})
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     # Passed to pixseg.losses.create_loss, which validates it.
     loss: dict = field(default_factory=lambda: {"name": "ce"})
+    # Weight of the loss on a model's auxiliary output, for models that return one in training.
+    aux_weight: float = 0.4
     batch_size: int = 8
     # Exactly one of the two sets the length of training; epochs are converted once the dataset
     # size is known.
@@ -84,7 +79,6 @@ class TrainConfig:
 
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-UPSAMPLE_MODES = ("nearest", "bilinear", "deconv_frozen", "deconv")
 
 
 def _build(cls, values: dict, where: str):
@@ -165,12 +159,7 @@ def _check(config: TrainConfig, source: str) -> TrainConfig:
     def fail(key, value, expected):
         raise ValueError(f"{source}: {key} = {value!r}; expected {expected}")
 
-    if config.model.width <= 0:
-        fail("model.width", config.model.width, "a positive number")
-    if not 0 <= config.model.dropout < 1:
-        fail("model.dropout", config.model.dropout, "a probability in [0, 1)")
-    if config.model.upsample not in UPSAMPLE_MODES:
-        fail("model.upsample", config.model.upsample, f"one of {', '.join(UPSAMPLE_MODES)}")
+    _check_model(config.model, source)
     if config.optim.name not in OPTIMIZERS:
         fail("optim.name", config.optim.name, f"one of {', '.join(OPTIMIZERS)}")
     if config.optim.lr <= 0:
@@ -182,6 +171,10 @@ def _check(config: TrainConfig, source: str) -> TrainConfig:
             fail(f"optim.{key}", getattr(config.optim, key), "a number >= 0")
     if not config.optim.crf_lr_mult > 0:
         fail("optim.crf_lr_mult", config.optim.crf_lr_mult, "a positive number")
+    if config.optim.head_lr_mult <= 0:
+        fail("optim.head_lr_mult", config.optim.head_lr_mult, "a positive number")
+    if config.aux_weight < 0:
+        fail("aux_weight", config.aux_weight, "a number >= 0")
     if config.batch_size < 1:
         fail("batch_size", config.batch_size, "an integer >= 1")
     if (config.iterations is None) == (config.epochs is None):
@@ -215,6 +208,28 @@ def _check(config: TrainConfig, source: str) -> TrainConfig:
     return config
 
 
+def _check_model(model, source: str) -> None:
+    """The model section names a model and only options its builder takes."""
+    from pixseg.models import MODELS, check_model
+
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str):
+        raise ValueError(f"{source}: model = {model!r}; expected a mapping with a 'name' key, "
+                         "e.g. {name: unet, width: 0.25}")
+    if model["name"] not in MODELS:
+        raise ValueError(f"{source}: model.name = {model['name']!r}; expected one of {', '.join(MODELS)}")
+    options = {key: value for key, value in model.items() if key not in ("name", "init")}
+    try:
+        check_model(model["name"], options)
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from None
+
+
+def _model_options(name) -> set:
+    from pixseg.models import MODELS, model_options
+
+    return set(model_options(name)) if name in MODELS else set()
+
+
 def parse_overrides(pairs: list[str]) -> dict:
     """Turn ['optim.lr=0.01', 'loss={name: fused}'] into a nested dict; values are YAML."""
     nested: dict = {}
@@ -238,7 +253,14 @@ def _merge(base: dict, update: dict) -> dict:
         # would not apply to the new one.
         renames_loss = key == "loss" and isinstance(current, dict) and isinstance(value, dict) \
             and value.get("name", current.get("name")) != current.get("name")
-        if isinstance(value, dict) and isinstance(current, dict) and not renames_loss:
+        # One naming another model keeps only the options the new model takes too (a width, say):
+        # the rest belonged to the old model.
+        renames_model = key == "model" and isinstance(current, dict) and isinstance(value, dict) \
+            and value.get("name", current.get("name")) != current.get("name")
+        if renames_model:
+            kept = _model_options(value["name"])
+            merged[key] = {**{k: v for k, v in current.items() if k in kept}, **value}
+        elif isinstance(value, dict) and isinstance(current, dict) and not renames_loss:
             merged[key] = _merge(current, value)
         else:
             merged[key] = value

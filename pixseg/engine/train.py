@@ -46,10 +46,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_model(config: TrainConfig) -> torch.nn.Module:
-    m = config.model
-    return create_model(m.name, config.data.num_classes, width=m.width, upsample=m.upsample,
-                        pretrained=m.pretrained, dropout=m.dropout, padding=m.padding,
-                        batch_norm=m.batch_norm, crf_rnn=m.crf_rnn)
+    options = {key: value for key, value in config.model.items() if key not in ("name", "init")}
+    return create_model(config.model["name"], config.data.num_classes, **options)
 
 
 def load_initial_weights(model: torch.nn.Module, path: str | Path) -> None:
@@ -154,12 +152,43 @@ def poly_schedule(total: int, power: float):
     return lambda step: (1 - min(step, total) / total) ** power
 
 
+def parameter_groups(model: torch.nn.Module, optim) -> list[dict]:
+    """The trainable parameters grouped by learning rate and weight decay: a CRF-RNN layer's at
+    lr * crf_lr_mult, the rest outside the model's backbone (its head) at lr * head_lr_mult, and
+    with no_decay_norm_bias the biases and normalisation weights (every 1-D parameter) without
+    weight decay. Groups with equal settings merge, so the defaults give one group."""
+    # Any module named `backbone`: a wrapper (a CRF-RNN layer on top) keeps its network's.
+    in_backbone = {id(p) for name, module in model.named_modules() if name.rsplit(".", 1)[-1] == "backbone"
+                   for p in module.parameters()}
+    in_crf = {id(p) for p in model.crf.parameters()} if isinstance(model, CRFRNN) else set()
+    groups: dict[tuple[float, float], list] = {}
+    for parameter in model.parameters():
+        if not parameter.requires_grad:
+            continue
+        if id(parameter) in in_crf:
+            lr = optim.lr * optim.crf_lr_mult
+        else:
+            lr = optim.lr if id(parameter) in in_backbone else optim.lr * optim.head_lr_mult
+        decay = 0.0 if optim.no_decay_norm_bias and parameter.ndim <= 1 else optim.weight_decay
+        groups.setdefault((lr, decay), []).append(parameter)
+    return [{"params": params, "lr": lr, "weight_decay": decay} for (lr, decay), params in groups.items()]
+
+
+def training_loss(criterion, outputs, labels: torch.Tensor, aux_weight: float) -> torch.Tensor:
+    """The loss on a model's logits; a model with an auxiliary head returns {"out": logits,
+    "aux": aux_logits} in training (torchvision's convention), and its loss adds aux_weight times
+    the loss on the auxiliary logits."""
+    if not isinstance(outputs, dict):
+        return criterion(outputs, labels)
+    loss = criterion(outputs["out"], labels)
+    if "aux" in outputs:
+        loss = loss + aux_weight * criterion(outputs["aux"], labels)
+    return loss
+
+
 def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     o = config.optim
-    layer = [p for p in model.crf.parameters() if p.requires_grad] if isinstance(model, CRFRNN) else []
-    network = [p for p in model.parameters() if p.requires_grad and all(p is not q for q in layer)]
-    # The layer's own group only when there is one, so checkpoints of other models keep one group.
-    params = [{"params": network}] + ([{"params": layer, "lr": o.lr * o.crf_lr_mult}] if layer else [])
+    params = parameter_groups(model, o)
     if o.name == "sgd":
         return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
     if o.name == "adam":
@@ -281,14 +310,15 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, ove
     model = build_model(config).to(device)
     criterion = build_loss(config, train_set, progress).to(device)
     optimizer = build_optimizer(config, model)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_schedule(total, config.optim.poly_power))
+    schedule = poly_schedule(total, config.optim.poly_power)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
     # Only this run writes here: what a killed writer left is garbage.
     remove_stale_temporaries(checkpoint_path)
     remove_stale_temporaries(log_path)
     start = 0
-    if config.model.init is not None and not (resume and checkpoint_path.exists()):
-        load_initial_weights(model, config.model.init)
+    if config.model.get("init") is not None and not (resume and checkpoint_path.exists()):
+        load_initial_weights(model, config.model["init"])
     if resume and checkpoint_path.exists():
         state = load_checkpoint(checkpoint_path)
         differences = _config_differences(state["config"], config.to_dict())
@@ -336,7 +366,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, ove
         for step, (images, labels) in enumerate(bar, start=start + 1):
             images = images.to(device, non_blocking=True)
             labels = labels.to(device, non_blocking=True)
-            loss = criterion(model(images), labels)
+            loss = training_loss(criterion, model(images), labels, config.aux_weight)
             if not math.isfinite(loss.item()):
                 before = "no step before it" if last_loss is None else f"{last_loss:.4g} at step {step - 1}"
                 raise ValueError(f"training diverged: the loss became {loss.item()} at step {step} "
@@ -349,7 +379,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, ove
             optimizer.step()
             scheduler.step()
             done, updating = step, False
-            lr = optimizer.param_groups[0]["lr"]
+            lr = config.optim.lr * schedule(step)
             bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}")
             if step % LOG_EVERY == 0 or step == total:
                 _append_log(log_path, {"step": step, "loss": last_loss, "lr": lr,
@@ -407,7 +437,8 @@ def load_trained_model(checkpoint: str | Path, device: torch.device | str = "cpu
     state = load_checkpoint(checkpoint)
     config = config_from_dict(state["config"], str(checkpoint))
     # Pretrained backbone and initial weights are already inside the checkpoint.
-    config.model.pretrained = config.model.init = None
+    config.model.pop("pretrained", None)
+    config.model.pop("init", None)
     model = build_model(config)
     load_weights(model, state, checkpoint)
     model.to(device).eval()

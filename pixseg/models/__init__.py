@@ -1,8 +1,16 @@
 """Segmentation networks by name: `create_model(name, num_classes, **options)` and the MODELS dict.
 
-`crf_rnn` is an option of every model rather than a model of its own: the CRF-as-RNN layer goes on
-top of any network, the network's options stay checked against its own builder, and the paper's
-second stage differs from the first by that one option.
+What every model keeps, and all the engine relies on:
+- In eval mode `model(x)` maps an N x 3 x H x W batch to logits N x num_classes x H x W, aligned
+  pixel for pixel with the input, for any H, W.
+- In training mode a model with an auxiliary head returns {"out": logits, "aux": aux_logits} (both
+  at the input's size, torchvision's convention); the trainer adds aux_weight times the aux loss.
+- Pretrained parts sit under the attribute `backbone` (see pixseg.models.backbones); everything
+  else is the head, which the trainer may give a larger learning rate.
+- A builder's keyword-only parameters are its options; configs pass them through unchanged.
+- `crf_rnn` is an option of every model rather than a model of its own: the CRF-as-RNN layer goes
+  on top of any network, the network's options stay checked against its own builder, and the
+  paper's second stage differs from the first by that one option.
 """
 
 from torch import nn
@@ -30,19 +38,28 @@ MODELS = {
 }
 
 
+# Options every model takes on top of its builder's, with their defaults.
+COMMON_OPTIONS = {"crf_rnn": False}
+
+
 def model_options(name: str) -> dict:
     """The options model `name` accepts, with their defaults."""
-    return keyword_options(MODELS[name])
+    return {**keyword_options(MODELS[name]), **COMMON_OPTIONS}
+
+
+def check_model(name: str, options: dict) -> None:
+    """Raise ValueError unless `name` is in MODELS and takes every one of `options`."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; expected one of: {', '.join(MODELS)}")
+    check_options(model_options(name), options, f"model {name!r}")
 
 
 def create_model(name: str, num_classes: int, *, crf_rnn=False, **options) -> nn.Module:
     """Build model `name` for `num_classes` classes; see the builder in MODELS for the options.
     crf_rnn: False, True or a dict of CRF-as-RNN options (pixseg.models.crfrnn) puts that layer on top."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; expected one of: {', '.join(MODELS)}")
-    check_options(MODELS[name], options, f"model {name!r}")
+    check_model(name, options)
     model = MODELS[name](num_classes, **options)
     return model if crf_rnn is None or crf_rnn is False else with_crf_rnn(model, num_classes, crf_rnn)
 
 
-__all__ = ["CRFRNN", "FCN", "MODELS", "UPSAMPLE_MODES", "create_model", "model_options"]
+__all__ = ["CRFRNN", "FCN", "MODELS", "UPSAMPLE_MODES", "check_model", "create_model", "model_options"]

@@ -46,9 +46,8 @@ def keyword_options(builder) -> dict:
     return {p.name: p.default for p in parameters if p.kind is p.KEYWORD_ONLY}
 
 
-def check_options(builder, options: dict, what: str) -> None:
-    """Raise ValueError naming any of `options` that `builder` does not take, and the valid ones."""
-    valid = keyword_options(builder)
+def check_options(valid, options: dict, what: str) -> None:
+    """Raise ValueError naming any of `options` not among the `valid` names, and the valid ones."""
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ValueError(f"unknown option {', '.join(unknown)} for {what}; valid options: {', '.join(valid)}")
@@ -58,7 +57,7 @@ def create_backbone(name: str, **options) -> nn.Module:
     """Build backbone `name` (a key of BACKBONES) with the given options."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; expected one of: {', '.join(BACKBONES)}")
-    check_options(BACKBONES[name], options, f"backbone {name!r}")
+    check_options(keyword_options(BACKBONES[name]), options, f"backbone {name!r}")
     return BACKBONES[name](**options)
 
 
