@@ -9,7 +9,8 @@ from pixseg.models import FCN, MODELS, create_model, model_options
 def test_models_is_a_plain_dict_with_the_fcns_first():
     assert type(MODELS) is dict
     assert list(MODELS)[:3] == ["fcn32s", "fcn16s", "fcn8s"]
-    assert {"deeplab_v1", "deeplab_v2", "deeplab_v3", "deeplab_v3plus", "pspnet", "dilation"} <= set(MODELS)
+    assert {"unet", "segnet", "deconvnet", "deeplab_v1", "deeplab_v2", "deeplab_v3", "deeplab_v3plus", "pspnet",
+            "dilation"} <= set(MODELS)
 
 
 @pytest.mark.parametrize("name, stride", [("fcn32s", 32), ("fcn16s", 16), ("fcn8s", 8)])

@@ -130,17 +130,23 @@ def test_checkpoint_loads_into_the_backbone_without_fc6_fc7(cheap_checkpoint):
     assert all(value.min() == 0.5 for value in backbone.state_dict().values())
 
 
-def test_vgg16_bn_checkpoint_loads_with_or_without_batch_counters(cheap_checkpoint):
-    # torchvision's vgg16_bn: conv, bn, relu per layer, so the convs sit at 0, 3, 7, 10, 14, ...
+def torchvision_bn_state(make) -> dict:
+    """A state dict in torchvision's vgg16_bn layout: conv, bn, relu per layer, so the convs sit at
+    0, 3, 7, 10, 14, ... (a pool after every block); make(shape) gives each tensor."""
     state, index = {}, 0
     for name, (out, inp) in TORCHVISION_CONVS.items():
-        state[f"features.{index}.weight"], state[f"features.{index}.bias"] = cheap((out, inp, 3, 3)), cheap((out,))
+        state[f"features.{index}.weight"], state[f"features.{index}.bias"] = make((out, inp, 3, 3)), make((out,))
         for key in ("weight", "bias", "running_mean", "running_var"):
-            state[f"features.{index + 1}.{key}"] = cheap((out,))
+            state[f"features.{index + 1}.{key}"] = make((out,))
         state[f"features.{index + 1}.num_batches_tracked"] = torch.tensor(7)
         index += 3 if name not in ("features.2", "features.7", "features.14", "features.21", "features.28") else 4
     for name, (out, inp) in TORCHVISION_LINEARS.items():
-        state[f"{name}.weight"], state[f"{name}.bias"] = cheap((out, inp)), cheap((out,))
+        state[f"{name}.weight"], state[f"{name}.bias"] = make((out, inp)), make((out,))
+    return state
+
+
+def test_vgg16_bn_checkpoint_loads_with_or_without_batch_counters(cheap_checkpoint):
+    state = torchvision_bn_state(cheap)
     backbone = vgg16_bn(fc=True, pretrained=cheap_checkpoint(state))
     assert backbone.features[41].num_batches_tracked == 7 and backbone.features[41].running_var.min() == 0.5
     old = {key: value for key, value in state.items() if not key.endswith("num_batches_tracked")}

@@ -17,11 +17,14 @@ from torch import nn
 
 from pixseg.models.backbones import check_options, keyword_options
 from pixseg.models.crfrnn import CRFRNN, with_crf_rnn
+from pixseg.models.deconvnet import DeconvNet, deconvnet
 from pixseg.models.deeplab import deeplab_v1, deeplab_v2
 from pixseg.models.deeplabv3 import deeplab_v3, deeplab_v3plus
 from pixseg.models.dilation import dilation
 from pixseg.models.fcn import FCN, fcn8s, fcn16s, fcn32s
 from pixseg.models.pspnet import pspnet
+from pixseg.models.segnet import SegNet, segnet
+from pixseg.models.unet import UNet, unet
 from pixseg.models.upsample import UPSAMPLE_MODES
 
 # Name -> builder(num_classes, *, options...). A builder's keyword-only parameters are its options.
@@ -29,6 +32,9 @@ MODELS = {
     "fcn32s": fcn32s,
     "fcn16s": fcn16s,
     "fcn8s": fcn8s,
+    "unet": unet,
+    "segnet": segnet,
+    "deconvnet": deconvnet,
     "deeplab_v1": deeplab_v1,
     "deeplab_v2": deeplab_v2,
     "deeplab_v3": deeplab_v3,
@@ -62,4 +68,5 @@ def create_model(name: str, num_classes: int, *, crf_rnn=False, **options) -> nn
     return model if crf_rnn is None or crf_rnn is False else with_crf_rnn(model, num_classes, crf_rnn)
 
 
-__all__ = ["CRFRNN", "FCN", "MODELS", "UPSAMPLE_MODES", "check_model", "create_model", "model_options"]
+__all__ = ["CRFRNN", "DeconvNet", "FCN", "MODELS", "SegNet", "UNet", "UPSAMPLE_MODES", "check_model", "create_model",
+           "model_options"]

@@ -8,6 +8,7 @@ column c * 49 + 7 * y + x multiplies channel c at (y, x): kernel entry [:, c, y,
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pixseg.models.backbones.weights import build_backbone, check_width, load_backbone_state, scaled_channels
@@ -38,6 +39,12 @@ def layer_grid(layers, origin: float, stride: float) -> tuple[float, float]:
             origin += stride * (dilation * (kernel - 1) / 2 - padding)
             stride *= step
     return origin, stride
+
+
+def pool_with_indices(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Size]:
+    """VGG's 2x2 / 2 max pool (rounding up), with where each maximum came from and the input size."""
+    pooled, indices = F.max_pool2d(x, 2, 2, ceil_mode=True, return_indices=True)
+    return pooled, indices, x.shape[-2:]
 
 
 class VGG16(nn.Module):
@@ -129,6 +136,20 @@ class VGG16(nn.Module):
         if self.fc:
             outputs[-1] = self.classifier(x)
         return outputs
+
+    def forward_with_indices(self, x: torch.Tensor) -> tuple[torch.Tensor, list]:
+        """pool5 and, for each of the five 2x2 pools, (argmax indices, size of the map it pooled),
+        for decoders that unpool (SegNet, DeconvNet). Output stride 32 only: every pool strided."""
+        if self.output_stride != 32:
+            raise ValueError(f"pooling indices need output_stride 32, got {self.output_stride}")
+        pools = []
+        for layer in self.features:
+            if isinstance(layer, nn.MaxPool2d):
+                x, indices, size = pool_with_indices(x)
+                pools.append((indices, size))
+            else:
+                x = layer(x)
+        return x, pools
 
     def load_torchvision(self, path, what: str = "VGG16") -> None:
         """Fill the network from torchvision's vgg16 / vgg16_bn checkpoint file at `path` (width 1)."""
