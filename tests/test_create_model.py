@@ -31,7 +31,7 @@ def test_options_reach_the_model():
 
 def test_defaults_are_the_published_network():
     assert model_options("fcn8s") == {"width": 1.0, "upsample": "deconv", "pretrained": None, "dropout": 0.5,
-                                      "crf_rnn": False,
+                                      "backbone": "vgg16", "aux": False, "crf_rnn": False,
                                       "batch_norm": False,
                                       "padding": "classic"}
     with torch.device("meta"):

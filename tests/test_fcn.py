@@ -298,3 +298,32 @@ def test_batch_norm_reads_a_vgg16_bn_checkpoint(tmp_path):
     torch.save(torchvision_state(cheap), path)
     with pytest.raises(ValueError, match="VGG16-BN checkpoint .*: missing keys features.1.weight"):
         fcn8s(21, pretrained=path, batch_norm=True)
+
+
+@pytest.mark.parametrize("backbone, count", [("resnet50", 35_322_218), ("resnet101", 54_314_346)])
+def test_resnet_backbone_is_torchvisions_fcn_resnet_with_its_parameter_count(backbone, count):
+    # torchvision's fcn_resnet50 / 101 with their auxiliary head: output stride 8, FCNHead on layer4.
+    with torch.device("meta"):
+        model = fcn8s(21, backbone=backbone, aux=True)
+    assert sum(p.numel() for p in model.parameters()) == count
+    assert model.backbone.output_stride == 8
+
+
+def test_resnet_fcn_returns_aux_logits_in_training_only():
+    torch.manual_seed(0)
+    model = fcn16s(3, backbone="resnet18", width=0.25, aux=True).train()
+    outputs = model(torch.randn(2, 3, 37, 50))
+    assert outputs["out"].shape == outputs["aux"].shape == (2, 3, 37, 50)
+    with torch.no_grad():
+        assert model.eval()(torch.randn(1, 3, 17, 31)).shape == (1, 3, 17, 31)
+    assert model.backbone.output_stride == 16
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"backbone": "resnet18", "padding": "compact"}, "padding apply to the VGG16 FCN only"),
+    ({"backbone": "mobilenet_v2"}, "backbone must be one of resnet18"),
+    ({"aux": True}, "the VGG16 FCN has no auxiliary head"),
+])
+def test_options_that_do_not_fit_the_backbone_are_rejected(options, message):
+    with pytest.raises(ValueError, match=message):
+        fcn8s(3, width=NARROW, **options)

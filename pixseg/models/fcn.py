@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from pixseg.models.backbones.vgg import VGG16, vgg16, vgg16_bn
+from pixseg.models.layers import conv_bn_relu, make_backbone, outputs, to_input
 from pixseg.models.upsample import check_mode, make_upsampler, upsampled_grid
 
 OUTPUT_STRIDES = (32, 16, 8)
@@ -117,6 +118,38 @@ class FCN(nn.Module):
         return _crop(self.upscore(score), self.offset, x.shape[-2:])
 
 
+def fcn_resnet_head(in_channels: int, num_classes: int) -> nn.Sequential:
+    """torchvision's FCNHead: 3x3 conv to a quarter of the channels + BN + ReLU, dropout 0.1, 1x1."""
+    return nn.Sequential(conv_bn_relu(in_channels, in_channels // 4, 3), nn.Dropout(0.1),
+                         nn.Conv2d(in_channels // 4, num_classes, 1))
+
+
+class FCNResNet(nn.Module):
+    """torchvision's FCN on a ResNet: the head on the last map (dilated to the FCN's output stride,
+    8 for torchvision's fcn_resnet50 / 101), logits resampled to the input's pixels; aux adds the
+    same head on the stride-16 map, for training only."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int, aux: bool):
+        super().__init__()
+        self.num_classes = check_num_classes(num_classes)
+        self.backbone = backbone
+        self.classifier = fcn_resnet_head(backbone.channels[3], num_classes)
+        self.aux_classifier = fcn_resnet_head(backbone.channels[2], num_classes) if aux else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"FCN input must be N x 3 x H x W, got shape {tuple(x.shape)}")
+        features, grids = self.backbone(x), self.backbone.grids()
+        out = to_input(self.classifier(features[3]), grids[3], x.shape[-2:])
+        aux = None
+        if self.training and self.aux_classifier is not None:
+            aux = to_input(self.aux_classifier(features[2]), grids[2], x.shape[-2:])
+        return outputs(out, aux, self.training)
+
+
+RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101")
+
+
 def check_padding(padding) -> tuple[int, int]:
     """(conv1_1 padding, fc6 padding) for a padding style, or ValueError naming the styles."""
     if padding not in PADDINGS:
@@ -125,32 +158,46 @@ def check_padding(padding) -> tuple[int, int]:
 
 
 def build_fcn(output_stride: int, num_classes: int, width=1.0, upsample="deconv", pretrained=None, dropout=0.5,
-              padding="classic", batch_norm=False) -> FCN:
-    """An FCN; `pretrained` is torchvision's vgg16-*.pth (vgg16_bn-*.pth with batch_norm) file to
-    start the backbone from (width 1 only)."""
+              padding="classic", batch_norm=False, backbone="vgg16", aux=False) -> nn.Module:
+    """An FCN; `pretrained` is torchvision's checkpoint file for the backbone (vgg16-*.pth,
+    vgg16_bn-*.pth with batch_norm, resnet*-*.pth) to start from (width 1 only). On a ResNet it is
+    torchvision's FCN-ResNet at this output stride; upsample, padding, dropout and batch_norm
+    describe the VGG16 network only."""
     check_num_classes(num_classes)
+    if backbone != "vgg16":
+        vgg_only = {"upsample": (upsample, "deconv"), "padding": (padding, "classic"), "dropout": (dropout, 0.5),
+                    "batch_norm": (batch_norm, False)}
+        changed = [name for name, (value, default) in vgg_only.items() if value != default]
+        if changed:
+            raise ValueError(f"{', '.join(changed)} apply to the VGG16 FCN only, not to backbone={backbone!r}")
+        if not isinstance(aux, bool):
+            raise ValueError(f"aux must be True or False, got {aux!r}")
+        trunk = make_backbone(backbone, RESNETS, width, output_stride, pretrained)
+        return FCNResNet(trunk, num_classes, aux)
+    if aux:
+        raise ValueError("aux: the VGG16 FCN has no auxiliary head (it exists on the ResNet backbones)")
     check_mode(upsample)
     first_padding, fc6_padding = check_padding(padding)
     if not isinstance(batch_norm, bool):
         raise ValueError(f"batch_norm must be True or False, got {batch_norm!r}")
-    backbone = (vgg16_bn if batch_norm else vgg16)(width=width, pretrained=pretrained, fc=True, dropout=dropout,
-                                                   first_padding=first_padding, fc6_padding=fc6_padding)
-    return FCN(backbone, num_classes, output_stride, upsample)
+    trunk = (vgg16_bn if batch_norm else vgg16)(width=width, pretrained=pretrained, fc=True, dropout=dropout,
+                                                first_padding=first_padding, fc6_padding=fc6_padding)
+    return FCN(trunk, num_classes, output_stride, upsample)
 
 
 def fcn32s(num_classes: int, *, width=1.0, upsample="deconv", pretrained=None, dropout=0.5,
-           padding="classic", batch_norm=False) -> FCN:
+           padding="classic", batch_norm=False, backbone="vgg16", aux=False) -> nn.Module:
     """FCN-32s: fc7's scores upsampled 32x in one step."""
-    return build_fcn(32, num_classes, width, upsample, pretrained, dropout, padding, batch_norm)
+    return build_fcn(32, num_classes, width, upsample, pretrained, dropout, padding, batch_norm, backbone, aux)
 
 
 def fcn16s(num_classes: int, *, width=1.0, upsample="deconv", pretrained=None, dropout=0.5,
-           padding="classic", batch_norm=False) -> FCN:
+           padding="classic", batch_norm=False, backbone="vgg16", aux=False) -> nn.Module:
     """FCN-16s: fc7's scores upsampled 2x plus pool4's, then upsampled 16x."""
-    return build_fcn(16, num_classes, width, upsample, pretrained, dropout, padding, batch_norm)
+    return build_fcn(16, num_classes, width, upsample, pretrained, dropout, padding, batch_norm, backbone, aux)
 
 
 def fcn8s(num_classes: int, *, width=1.0, upsample="deconv", pretrained=None, dropout=0.5,
-          padding="classic", batch_norm=False) -> FCN:
+          padding="classic", batch_norm=False, backbone="vgg16", aux=False) -> nn.Module:
     """FCN-8s: as FCN-16s, then 2x plus pool3's scores, then upsampled 8x."""
-    return build_fcn(8, num_classes, width, upsample, pretrained, dropout, padding, batch_norm)
+    return build_fcn(8, num_classes, width, upsample, pretrained, dropout, padding, batch_norm, backbone, aux)
