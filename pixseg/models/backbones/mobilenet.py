@@ -10,7 +10,7 @@ convs after them; the block that gave up its stride keeps the previous rate.
 import torch
 from torch import nn
 
-from pixseg.models.backbones.vgg import check_output_stride
+from pixseg.models.backbones.vgg import check_output_stride, tapped
 from pixseg.models.backbones.weights import build_backbone, check_width, load_backbone_state
 
 IMAGENET_CLASSES = 1000
@@ -95,12 +95,7 @@ class MobileNetV2(nn.Module):
         return [(0.0, stride) for stride in self.strides]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        outputs, start = [], 0
-        for end in [*self.taps, len(self.features)]:
-            x = self.features[start:end](x)
-            outputs.append(x)
-            start = end
-        return outputs
+        return tapped(self.features, self.taps, x)
 
     def load_torchvision(self, path, what: str = "MobileNetV2") -> None:
         """Fill the network from torchvision's mobilenet_v2-*.pth file at `path` (width 1)."""

@@ -41,6 +41,16 @@ def layer_grid(layers, origin: float, stride: float) -> tuple[float, float]:
     return origin, stride
 
 
+def tapped(features: nn.Sequential, taps, x: torch.Tensor) -> list[torch.Tensor]:
+    """`features` run on x, returning the maps just before each index in `taps` and the last one."""
+    outputs, start = [], 0
+    for end in [*taps, len(features)]:
+        x = features[start:end](x)
+        outputs.append(x)
+        start = end
+    return outputs
+
+
 def pool_with_indices(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Size]:
     """VGG's 2x2 / 2 max pool (rounding up), with where each maximum came from and the input size."""
     pooled, indices = F.max_pool2d(x, 2, 2, ceil_mode=True, return_indices=True)
@@ -128,13 +138,9 @@ class VGG16(nn.Module):
         return grids
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        outputs, start = [], 0
-        for end in [*self.taps, len(self.features)]:
-            x = self.features[start:end](x)
-            outputs.append(x)
-            start = end
+        outputs = tapped(self.features, self.taps, x)
         if self.fc:
-            outputs[-1] = self.classifier(x)
+            outputs[-1] = self.classifier(outputs[-1])
         return outputs
 
     def forward_with_indices(self, x: torch.Tensor) -> tuple[torch.Tensor, list]:
