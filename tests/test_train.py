@@ -148,3 +148,21 @@ def test_training_loss_adds_the_weighted_auxiliary_loss():
     assert isinstance(model.eval()(x), torch.Tensor)
     torch.testing.assert_close(train_module.training_loss(criterion, model(x), labels, 0.25),
                                criterion(model(x), labels))
+
+
+@pytest.mark.parametrize("model", ["model.name=unet", "model.name=segnet", "model.name=deconvnet",
+                                   "model={name: fcn8s, backbone: resnet18, aux: true, padding: classic}"])
+def test_every_architecture_trains_and_evaluates_through_the_same_path(tiny_voc, tmp_path, model):
+    # Another model name keeps the width and drops the FCN options the model does not take; a
+    # whole mapping replaces the FCN options of the packaged config.
+    key, value = model.split("=")
+    config = tiny_config(tiny_voc, **{key: value, "iterations": 2, "val_every": 2,
+                                      "optim.head_lr_mult": 10, "optim.no_decay_norm_bias": "true"})
+    checkpoint = train(config, tmp_path, progress=False)
+    trained, saved = load_trained_model(checkpoint)
+    if key == "model.name":
+        assert "padding" not in saved.model and saved.model["width"] == 0.0625
+    from pixseg.engine.datasets import open_split
+    from pixseg.engine.evaluate import evaluate
+
+    assert 0 <= evaluate(trained, open_split(saved.data, "val"), "cpu", progress=False)["miou"] <= 1
