@@ -151,7 +151,7 @@ def test_training_loss_adds_the_weighted_auxiliary_loss():
 
 
 @pytest.mark.parametrize("model", ["model.name=unet", "model.name=segnet", "model.name=deconvnet",
-                                   "model={name: fcn8s, backbone: resnet18, aux: true, padding: classic}"])
+                                   "model={name: fcn8s, backbone: resnet18, aux: true, padding: classic, batch_norm: false}"])
 def test_every_architecture_trains_and_evaluates_through_the_same_path(tiny_voc, tmp_path, model):
     # Another model name keeps the width and drops the FCN options the model does not take; a
     # whole mapping replaces the FCN options of the packaged config.
