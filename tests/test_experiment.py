@@ -70,7 +70,8 @@ def test_every_stage_left_its_files(experiment):
                  "weights_sweep.json", "weights_sweep.csv", "weights_sweep.png",
                  "models/fcn32s-softmax/checkpoint.pt", "models/fcn32s-fused-wp0.25/checkpoint.pt",
                  "models/fcn16s-softmax/checkpoint.pt", "models/fcn16s-fused/checkpoint.pt",
-                 "results/fcn16s-fused-pos.json", "results/fcn32s-softmax-dense.json"):
+                 "results/fcn16s-fused-pos.json", "results/fcn32s-softmax-dense.json",
+                 "boundary_model.npz"):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0 <= metrics["miou"] <= 1 and 0 <= metrics["fg_recall"] <= 1
@@ -112,6 +113,8 @@ def test_bad_arguments(tmp_path):
         run_experiment(tmp_path, tmp_path, models=["fcn64s"])
     with pytest.raises(ValueError, match="budget"):
         run_experiment(tmp_path, tmp_path, budget="huge")
+    with pytest.raises(ValueError, match="boundaries"):
+        run_experiment(tmp_path, tmp_path, boundaries="sed")
 
 
 def test_csv_has_two_decimals():

@@ -16,6 +16,8 @@ def add_experiment_arguments(parser, default_out: str) -> None:
     parser.add_argument("--schedule", choices=("staged", "scratch"), default="staged",
                         help="staged: each finer FCN starts from the trained coarser one (Long et al.); "
                              "scratch: every FCN from its own initialisation")
+    parser.add_argument("--boundaries", choices=("learned", "gradient"), default="learned",
+                        help="objectness boundaries: learned from the training masks first, or training-free")
     add_device_argument(parser)
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides")
 
@@ -36,4 +38,4 @@ def run(args):
     run_experiment(args.out, args.data, [m.strip() for m in args.models.split(",") if m.strip()],
                    budget=getattr(args, "budget", "quick"), device=args.device, pretrained=args.pretrained,
                    workers=args.workers, overrides=[*data_overrides(args), *args.overrides],
-                   schedule=args.schedule)
+                   schedule=args.schedule, boundaries=args.boundaries)

@@ -100,8 +100,13 @@ def fused_spec(wp: float) -> dict:
 
 def run_experiment(out: str | Path, data: str | Path | None = None, models=("fcn32s", "fcn16s", "fcn8s"),
                    budget: str = "quick", device: str = "auto", pretrained: str | None = None,
-                   workers: int = 1, overrides=(), progress: bool = True, schedule: str = "staged") -> dict:
-    """Run the whole study into `out` and return {"iou": table, "recall": table, "runs": metrics}."""
+                   workers: int = 1, overrides=(), progress: bool = True, schedule: str = "staged",
+                   boundaries: str = "learned") -> dict:
+    """Run the whole study into `out` and return {"iou": table, "recall": table, "runs": metrics}.
+
+    `boundaries`: "learned" (the proposals' boundary model is trained on the training masks first)
+    or "gradient" (training-free Lab gradients).
+    """
     out = Path(out)
     unknown = [m for m in models if m not in MODEL_TITLES]
     if unknown or not models:
@@ -111,6 +116,8 @@ def run_experiment(out: str | Path, data: str | Path | None = None, models=("fcn
     if schedule not in SCHEDULES:
         raise ValueError(f"--schedule {schedule!r}: expected one of {', '.join(SCHEDULES)}")
     models = [m for m in MODEL_TITLES if m in models]
+    if boundaries not in ("learned", "gradient"):
+        raise ValueError(f"--boundaries {boundaries!r}: expected learned or gradient")
     stages = Stages(7)
 
     stages.begin("data")
@@ -165,9 +172,10 @@ def run_experiment(out: str | Path, data: str | Path | None = None, models=("fcn
 
     stages.begin("pixel objectness for the val images")
     pos_cache = out / "pos_cache"
+    pos_options = objectness_options(out, base.data, boundaries, progress)
     from pixseg.objectness.cache import precompute
 
-    precompute([val.image_path(i) for i in range(len(val))], pos_cache, workers=workers)
+    precompute([val.image_path(i) for i in range(len(val))], pos_cache, workers=workers, **pos_options)
 
     stages.begin("evaluating every model without CRF, with the CRF and with the POS-CRF")
     runs = {}
@@ -175,7 +183,7 @@ def run_experiment(out: str | Path, data: str | Path | None = None, models=("fcn
         for _, loss, mode in IOU_ROWS + CHECK_ROWS:
             key = f"{run_name(model, loss)}-{mode}"
             runs[key] = evaluation(out / "results" / f"{key}.json", checkpoints[run_name(model, loss)], val,
-                                   torch_device, mode, crf_settings, pos_cache, progress)
+                                   torch_device, mode, crf_settings, pos_cache, progress, pos_options)
 
     stages.begin("tables, figures and report")
     tables = {"iou": iou_table(models, runs), "recall": recall_table(models, runs)}
@@ -184,7 +192,7 @@ def run_experiment(out: str | Path, data: str | Path | None = None, models=("fcn
         "per-class IoU": plot_per_class(out / "per_class_iou.png", models[-1], runs, val.classes),
         "effect of the loss weights (held-out part of train)": out / "weights_sweep.png",
         "examples": write_example_panels(out / "panels.png", models[-1], checkpoints, val, torch_device,
-                                         crf_settings, pos_cache),
+                                         crf_settings, pos_cache, pos_options),
     }
     from pixseg.report import render_report
 
@@ -366,17 +374,34 @@ def tuned_crf_settings(out: Path, checkpoint: Path, device, trials: int, progres
             "smoothness": tuple(best["smoothness"])}
 
 
+def objectness_options(out: Path, data, boundaries: str, progress: bool) -> dict:
+    """Options for pixel_objectness; with learned boundaries the model is trained once on the
+    training split's masks (never val) and kept in `out`."""
+    if boundaries == "gradient":
+        return {}
+    from pixseg.objectness.learned import train_on_dataset
+
+    path = out / "boundary_model.npz"
+    if not path.is_file():
+        train_on_dataset(open_split(data, data.train_split), path, progress=progress)
+    return {"boundary_method": "learned", "boundary_model": str(path)}
+
+
 def evaluation(path: Path, checkpoint: Path, dataset, device, mode: str, crf_settings: dict,
-               pos_cache: Path, progress: bool) -> dict:
+               pos_cache: Path, progress: bool, pos_options: dict | None = None) -> dict:
+    pos_options = pos_options or {}
+
     def evaluate_now():
         model, _ = load_trained_model(checkpoint, device)
-        refine = make_refiner(mode, crf_options=crf_settings, pos_cache=pos_cache)
+        refine = make_refiner(mode, crf_options=crf_settings, pos_cache=pos_cache, pos_options=pos_options)
         return evaluate(model, dataset, device, refine=refine, progress=progress, desc=f"{path.stem}")
 
-    # Evaluated again when the model was retrained or the CRF re-tuned.
+    # Evaluated again when the model was retrained, the CRF re-tuned or the boundary model relearned.
+    boundary_model = pos_options.get("boundary_model") if mode == "pos" else None
     produced_by = {"checkpoint_sha256": file_digest(checkpoint), "mode": mode,
                    "val_images": hashlib.sha256("\n".join(dataset.ids).encode()).hexdigest(),
-                   "crf": crf_settings if mode != "none" else None}
+                   "crf": crf_settings if mode != "none" else None,
+                   "boundary_model_sha256": file_digest(Path(boundary_model)) if boundary_model else None}
     return cached_json(path, produced_by, evaluate_now)
 
 
@@ -449,18 +474,18 @@ def plot_per_class(path: Path, model: str, runs: dict, classes) -> Path:
 
 
 def write_example_panels(path: Path, model: str, checkpoints: dict, dataset, device, crf_settings: dict,
-                         pos_cache: Path) -> Path:
+                         pos_cache: Path, pos_options: dict) -> Path:
     from pixseg.objectness.cache import cached_pixel_objectness
     from pixseg.viz import colorize, heatmap, save_panel
 
     baseline_model, _ = load_trained_model(checkpoints[run_name(model, BASELINE[1])], device)
     ours_model, _ = load_trained_model(checkpoints[run_name(model, OURS[1])], device)
     baseline_refine = make_refiner(BASELINE[2], crf_options=crf_settings, pos_cache=pos_cache)
-    ours_refine = make_refiner(OURS[2], crf_options=crf_settings, pos_cache=pos_cache)
+    ours_refine = make_refiner(OURS[2], crf_options=crf_settings, pos_cache=pos_cache, pos_options=pos_options)
     rows = []
     for index in range(min(PANEL_IMAGES, len(dataset))):
         image, label = dataset[index]
-        pos = cached_pixel_objectness(image, pos_cache)
+        pos = cached_pixel_objectness(image, pos_cache, **pos_options)
         baseline = baseline_refine(image, predict_probs(baseline_model, image, device).cpu().numpy())
         ours = ours_refine(image, predict_probs(ours_model, image, device).cpu().numpy())
         # Scaled to each map's maximum: POS rarely nears 1, and the unscaled map reads as black.
