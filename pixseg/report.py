@@ -21,9 +21,10 @@ li.holds::marker { content: "\\2713  "; color: #1a7f37; } li.fails::marker { con
 """
 
 
-def table_html(table: dict) -> str:
+def table_html(table: dict, best=max) -> str:
+    """An HTML table; in each column the value `best` picks (max, or min for costs) is bold."""
     columns = table["columns"]
-    best = [max(row[c] for row in table["rows"]) for c in range(1, len(columns))]
+    best = [best(row[c] for row in table["rows"]) for c in range(1, len(columns))]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = []
     for row in table["rows"]:

@@ -14,6 +14,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 SUBCOMMANDS = (
     "demo",
     "experiment",
+    "zoo",
     "synth",
     "synth-video",
     "train",

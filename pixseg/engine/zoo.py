@@ -1,0 +1,225 @@
+"""The zoo study: which architecture for my data? Every model at one budget, on one dataset.
+
+Each architecture is trained with the same schedule, loss and data, evaluated on val without and
+with the dense CRF (parameters tuned once, on held-out training images), and costed: parameters,
+GFLOPs of a 512 x 512 forward pass and CPU milliseconds per 512 x 512 image, as trained. The
+stages and their files follow `pixseg experiment` (experiment.py), whose pieces this reuses, so a
+rerun resumes from whatever is on disk.
+
+Budgets: "quick" trains narrow versions (QUICK_OPTIONS: channel widths of 1/8 to 1/4, ResNet-18
+where the paper has ResNet-101, the basic context module) from scratch on a CPU; "full" trains the
+published configurations (the builders' defaults).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pixseg.engine.config import load_config
+from pixseg.engine.datasets import open_split
+from pixseg.engine.experiment import (SYNTHETIC_DATA, TUNE_TRIALS, Stages, ensure_synthetic_data, evaluation,
+                                      format_table, model_title, table_csv, table_markdown, train_all,
+                                      tuned_crf_settings)
+from pixseg.engine.train import load_trained_model, resolve_device
+from pixseg.io import write_text
+from pixseg.models import MODELS, create_model, model_options
+
+BUDGETS = {"quick": "zoo_quick", "full": "zoo_full"}
+# The quick budget's models: every channel count scaled down so a dozen train in an hour on two
+# cores, the lightest backbone each head is defined on, and compact padding for the FCNs (the
+# classic pad of 100 costs 6x the FLOPs on small images).
+QUICK_OPTIONS = {
+    "fcn32s": {"width": 0.125, "padding": "compact"},
+    "fcn16s": {"width": 0.125, "padding": "compact"},
+    "fcn8s": {"width": 0.125, "padding": "compact"},
+    "deeplab_v1": {"width": 0.125},
+    "deeplab_v2": {"backbone": "resnet18", "width": 0.25},
+    "deeplab_v3": {"backbone": "resnet18", "width": 0.25},
+    "deeplab_v3plus": {"backbone": "resnet18", "width": 0.25},
+    "pspnet": {"backbone": "resnet18", "width": 0.25},
+    "dilation": {"width": 0.125, "context": "basic"},
+}
+COST_SIZE = (512, 512)
+MODES = ("none", "dense")
+# At most 10 characters each: the console table's column width.
+COLUMNS = ["Model", "mIoU", "mIoU+CRF", "fg recall", "recall+CRF"]
+COST_COLUMNS = ["Model", "params (M)", "GFLOPs", "CPU ms", "ms + CRF"]
+
+
+def model_spec(name: str, budget: str) -> dict:
+    """The model section a budget trains `name` with."""
+    if budget == "full":
+        return {"name": name}
+    # An architecture without quick settings (added to MODELS later) is narrowed by its width alone.
+    default = {"width": 0.125} if "width" in model_options(name) else {}
+    return {"name": name, **QUICK_OPTIONS.get(name, default)}
+
+
+def run_zoo(out: str | Path, data: str | Path | None = None, models=None, budget: str = "quick",
+            device: str = "auto", workers: int = 1, overrides=(), progress: bool = True,
+            cost_size=COST_SIZE) -> dict:
+    """Train, evaluate and cost every model of `models` (all of MODELS by default) into `out`;
+    returns {"accuracy": table, "cost": table, "runs": metrics}. Costs are measured on cost_size
+    (height, width) images."""
+    out = Path(out)
+    models = list(models or MODELS)
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or not models:
+        raise ValueError(f"--models {','.join(models)}: expected some of {', '.join(MODELS)}")
+    if budget not in BUDGETS:
+        raise ValueError(f"--budget {budget!r}: expected one of {', '.join(BUDGETS)}")
+    stages = Stages(5)
+
+    stages.begin("data")
+    root = Path(data) if data else ensure_synthetic_data(out / "data", **SYNTHETIC_DATA)
+    base = load_config(BUDGETS[budget], [f"data.root={root}", *overrides])
+    val = open_split(base.data, base.data.val_split)
+    print(f"{root} ({val.name}, {val.num_classes} classes): {len(val)} {base.data.val_split} images")
+
+    stages.begin(f"training {len(models)} models ({budget} budget)")
+    jobs = {}
+    for name in models:
+        config = load_config(BUDGETS[budget], [f"data.root={root}", f"model={json.dumps(model_spec(name, budget))}",
+                                               f"device={device}", *overrides])
+        jobs[name] = (config, out / "models" / name)
+    parallel = workers if resolve_device(device).type == "cpu" else 1
+    checkpoints = train_all(jobs, parallel, progress)
+    torch_device = resolve_device(device)
+
+    stages.begin("choosing CRF parameters on held-out training images (never val)")
+    crf_settings = tuned_crf_settings(out, checkpoints[models[0]], torch_device, TUNE_TRIALS[budget], progress)
+
+    cost_title = f"Cost at {cost_size[0]} x {cost_size[1]}"
+    stages.begin(f"evaluating every model without and with the CRF; {cost_title.lower()}")
+    runs, costs = {}, {}
+    began = time.perf_counter()
+    for done, name in enumerate(models):
+        if done:
+            left = (time.perf_counter() - began) / done * (len(models) - done) / 60
+            print(f"model {done + 1}/{len(models)}: {name}, about {left:.1f} min left", flush=True)
+        for mode in MODES:
+            runs[f"{name}-{mode}"] = evaluation(out / "results" / f"{name}-{mode}.json", checkpoints[name], val,
+                                                torch_device, mode, crf_settings, out / "pos_cache", progress)
+        costs[name] = model_cost(out / "results" / f"{name}-cost.json", checkpoints[name], cost_size)
+    crf_ms = crf_cost(out / "results" / "crf-cost.json", crf_settings, val.num_classes, cost_size)
+
+    stages.begin("tables, figures and report")
+    tables = {"accuracy": accuracy_table(models, runs), "cost": cost_table(models, costs, crf_ms)}
+    markdown = []
+    for key, title in (("accuracy", "Accuracy (%) on val"), ("cost", cost_title)):
+        write_text(out / f"zoo_{key}.csv", table_csv(tables[key]))
+        markdown.append(f"### {title}\n\n{table_markdown(tables[key])}")
+    write_text(out / "zoo_tables.md", "\n".join(markdown))
+    chart = plot_per_class(out / "per_class_iou.png", models, runs, val.classes)
+    report = render_zoo_report(out / "report.html", tables, chart, crf_settings, f"{root} ({val.name})", budget,
+                               {name: jobs[name][0].model for name in models}, crf_ms, cost_title)
+    write_text(out / "metrics.json", json.dumps({"tables": tables, "runs": runs, "costs": costs,
+                                                 "crf": crf_settings, "crf_ms": crf_ms}, indent=2))
+    print(format_table(tables["accuracy"], "Accuracy (%) on val"))
+    print(format_table(tables["cost"], cost_title))
+    print(f"\nreport: {report}")
+    return {**tables, "runs": runs}
+
+
+def model_cost(path: Path, checkpoint: Path, size) -> dict:
+    """Parameters, GFLOPs and CPU ms per `size` image of a trained model, measured once."""
+    if not path.is_file():
+        import torch
+
+        from pixseg.models.cost import forward_gflops, forward_ms, parameter_count
+
+        model, config = load_trained_model(checkpoint, "cpu")
+        options = {key: value for key, value in config.model.items() if key not in ("name", "init", "pretrained")}
+        gflops = forward_gflops(lambda: create_model(config.model["name"], config.data.num_classes, **options),
+                                size)
+        write_text(path, json.dumps({"params": parameter_count(model), "gflops": gflops,
+                                     "cpu_ms": forward_ms(model, size), "threads": torch.get_num_threads()}))
+    return json.loads(path.read_text())
+
+
+def crf_cost(path: Path, crf_settings: dict, num_classes: int, size) -> float:
+    """CPU ms of the dense CRF on one `size` image (random colours, smooth random probabilities)."""
+    if not path.is_file():
+        from pixseg.crf import dense_crf
+
+        rng = np.random.default_rng(0)
+        image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+        logits = rng.normal(size=(num_classes, -(-size[0] // 8), -(-size[1] // 8))).repeat(8, 1).repeat(8, 2)
+        logits = logits[:, : size[0], : size[1]]
+        probs = np.exp(logits - logits.max(0))
+        probs = (probs / probs.sum(0)).astype(np.float32)
+        dense_crf(image, probs, **crf_settings)  # untimed: compilation and allocation
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            dense_crf(image, probs, **crf_settings)
+            times.append(time.perf_counter() - started)
+        write_text(path, json.dumps({"ms": 1000 * float(np.median(times))}))
+    return json.loads(path.read_text())["ms"]
+
+
+def accuracy_table(models, runs) -> dict:
+    rows = [[model_title(name), *[100 * runs[f"{name}-{mode}"][key] for key in ("miou", "fg_recall")
+                                  for mode in MODES]] for name in models]
+    return {"columns": COLUMNS, "rows": rows}
+
+
+def cost_table(models, costs, crf_ms: float) -> dict:
+    rows = [[model_title(name), costs[name]["params"] / 1e6, costs[name]["gflops"], costs[name]["cpu_ms"],
+             costs[name]["cpu_ms"] + crf_ms] for name in models]
+    return {"columns": COST_COLUMNS, "rows": rows}
+
+
+def plot_per_class(path: Path, models, runs: dict, classes) -> Path:
+    """Per-class IoU of every model without the CRF, one row per model, as a heat map."""
+    from matplotlib.figure import Figure  # a figure of its own: pyplot's global backend is left alone
+
+    from pixseg.io import atomic_path
+
+    # Undefined IoUs (a class in neither labels nor predictions) are null in the JSON: drawn as 0.
+    values = 100 * np.nan_to_num(np.array([runs[f"{name}-none"]["iou"] for name in models], dtype=float))
+    figure = Figure(figsize=(max(8, 0.55 * len(classes) + 3), 0.45 * len(models) + 2))
+    axis = figure.subplots()
+    image = axis.imshow(values, cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    axis.set_xticks(np.arange(len(classes)), classes, rotation=45, ha="right")
+    axis.set_yticks(np.arange(len(models)), [model_title(name) for name in models])
+    for (row, column), value in np.ndenumerate(values):
+        axis.text(column, row, f"{value:.0f}", ha="center", va="center", fontsize=7,
+                  color="white" if value < 60 else "black")
+    figure.colorbar(image, ax=axis, label="IoU (%)")
+    axis.set_title("Per-class IoU on val (no CRF)")
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
+    return path
+
+
+def render_zoo_report(path: Path, tables: dict, chart: Path, crf: dict, data: str, budget: str, specs: dict,
+                      crf_ms: float, cost_title: str) -> Path:
+    import html
+
+    from pixseg.report import image_html, table_html, write_page
+
+    options = "".join(f"<li><b>{html.escape(model_title(name))}</b>: "
+                      f"{html.escape(', '.join(f'{k}={v}' for k, v in spec.items() if k != 'name') or 'defaults')}"
+                      "</li>" for name, spec in specs.items())
+    sections = [
+        "<h1>pixseg zoo: which architecture for this data?</h1>",
+        f'<p class="meta">Data: {html.escape(data)} &middot; budget: {html.escape(budget)} &middot; CRF (tuned on '
+        f'held-out training images): appearance {html.escape(str(tuple(crf["appearance"])))}, smoothness '
+        f'{html.escape(str(tuple(crf["smoothness"])))}, {crf["iterations"]} iterations</p>',
+        "<h2>Accuracy (%) on val</h2>",
+        "<p class='meta'>fg recall: object pixels labelled with their correct class / all object pixels.</p>",
+        table_html(tables["accuracy"]),
+        f"<h2>{html.escape(cost_title)}, as trained</h2>",
+        f"<p class='meta'>GFLOPs count a multiply-add as two. CPU ms: median forward pass of one image on this "
+        f"machine; + CRF adds the dense CRF's {crf_ms:.0f} ms. Lowest in bold.</p>",
+        table_html(tables["cost"], best=min),
+        "<h2>Per-class IoU</h2>", image_html(chart, "per-class IoU"),
+        "<h2>Models as trained</h2>", f"<ul>{options}</ul>",
+    ]
+    return write_page(path, "pixseg zoo", sections)
