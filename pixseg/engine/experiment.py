@@ -90,6 +90,25 @@ class Stages:
         print(f"\n[{self.number}/{self.total}] {text}  (elapsed {elapsed / 60:.1f} min)", flush=True)
 
 
+def check_study(models, budget: str, budgets: dict) -> None:
+    """Raise ValueError unless `models` are some of MODELS and `budget` one of `budgets`."""
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or not models:
+        raise ValueError(f"--models {','.join(models)}: expected some of {', '.join(MODELS)}")
+    if budget not in budgets:
+        raise ValueError(f"--budget {budget!r}: expected one of {', '.join(budgets)}")
+
+
+def study_data(out: Path, data, config: str, overrides) -> tuple[Path, object]:
+    """A study's data folder (the synthetic set under out/data unless `data` names one) and its
+    val split as the budget's config reads it."""
+    root = Path(data) if data else ensure_synthetic_data(out / "data", **SYNTHETIC_DATA)
+    base = load_config(config, [f"data.root={root}", *overrides])
+    val = open_split(base.data, base.data.val_split)
+    print(f"{root} ({val.name}, {val.num_classes} classes): {len(val)} {base.data.val_split} images")
+    return root, val
+
+
 def run_name(model: str, loss: str) -> str:
     return f"{model}-{loss}"
 

@@ -7,8 +7,8 @@ stages and their files follow `pixseg experiment` (experiment.py), whose pieces 
 rerun resumes from whatever is on disk.
 
 Budgets: "quick" trains narrow versions (QUICK_OPTIONS: channel widths of 1/8 to 1/4, ResNet-18
-where the paper has ResNet-101, the basic context module) from scratch on a CPU; "full" trains the
-published configurations (the builders' defaults).
+where the paper has ResNet-101, VGG16 with BatchNorm, the basic context module) from scratch on a
+CPU; "full" trains the published configurations (the builders' defaults).
 """
 
 from __future__ import annotations
@@ -20,28 +20,27 @@ from pathlib import Path
 import numpy as np
 
 from pixseg.engine.config import load_config
-from pixseg.engine.datasets import open_split
-from pixseg.engine.experiment import (SYNTHETIC_DATA, TUNE_TRIALS, Stages, ensure_synthetic_data, evaluation,
-                                      format_table, model_title, table_csv, table_markdown, train_all,
-                                      tuned_crf_settings)
+from pixseg.engine.experiment import (TUNE_TRIALS, Stages, check_study, evaluation, format_table, model_title,
+                                      study_data, table_csv, table_markdown, train_all, tuned_crf_settings)
 from pixseg.engine.train import load_trained_model, resolve_device
 from pixseg.io import write_text
 from pixseg.models import MODELS, create_model, model_options
 
 BUDGETS = {"quick": "zoo_quick", "full": "zoo_full"}
 # The quick budget's models: every channel count scaled down so a dozen train in an hour on two
-# cores, the lightest backbone each head is defined on, and compact padding for the FCNs (the
-# classic pad of 100 costs 6x the FLOPs on small images).
+# cores, the lightest backbone each head is defined on, BatchNorm in the VGG nets (trained from
+# scratch without it they sit at all-background for hundreds of steps), and compact padding for the
+# FCNs (the classic pad of 100 costs 6x the FLOPs on small images).
 QUICK_OPTIONS = {
-    "fcn32s": {"width": 0.125, "padding": "compact"},
-    "fcn16s": {"width": 0.125, "padding": "compact"},
-    "fcn8s": {"width": 0.125, "padding": "compact"},
-    "deeplab_v1": {"width": 0.125},
+    "fcn32s": {"width": 0.125, "padding": "compact", "batch_norm": True},
+    "fcn16s": {"width": 0.125, "padding": "compact", "batch_norm": True},
+    "fcn8s": {"width": 0.125, "padding": "compact", "batch_norm": True},
+    "deeplab_v1": {"backbone": "vgg16_bn", "width": 0.125},
     "deeplab_v2": {"backbone": "resnet18", "width": 0.25},
     "deeplab_v3": {"backbone": "resnet18", "width": 0.25},
     "deeplab_v3plus": {"backbone": "resnet18", "width": 0.25},
     "pspnet": {"backbone": "resnet18", "width": 0.25},
-    "dilation": {"width": 0.125, "context": "basic"},
+    "dilation": {"backbone": "vgg16_bn", "width": 0.125, "context": "basic"},
 }
 COST_SIZE = (512, 512)
 MODES = ("none", "dense")
@@ -67,18 +66,11 @@ def run_zoo(out: str | Path, data: str | Path | None = None, models=None, budget
     (height, width) images."""
     out = Path(out)
     models = list(models or MODELS)
-    unknown = [m for m in models if m not in MODELS]
-    if unknown or not models:
-        raise ValueError(f"--models {','.join(models)}: expected some of {', '.join(MODELS)}")
-    if budget not in BUDGETS:
-        raise ValueError(f"--budget {budget!r}: expected one of {', '.join(BUDGETS)}")
+    check_study(models, budget, BUDGETS)
     stages = Stages(5)
 
     stages.begin("data")
-    root = Path(data) if data else ensure_synthetic_data(out / "data", **SYNTHETIC_DATA)
-    base = load_config(BUDGETS[budget], [f"data.root={root}", *overrides])
-    val = open_split(base.data, base.data.val_split)
-    print(f"{root} ({val.name}, {val.num_classes} classes): {len(val)} {base.data.val_split} images")
+    root, val = study_data(out, data, BUDGETS[budget], overrides)
 
     stages.begin(f"training {len(models)} models ({budget} budget)")
     jobs = {}
