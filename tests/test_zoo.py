@@ -46,6 +46,7 @@ def test_every_stage_left_its_files(zoo):
     page = (out / "report.html").read_text()
     assert "<script" not in page and page.count("data:image/png;base64,") == 1
     assert "backbone=resnet18" in page  # the quick options each model was trained with
+    assert "budget: quick with iterations=2 val_every=2" in page  # a changed budget says so
 
 
 def test_a_rerun_reuses_everything(zoo):

@@ -108,7 +108,7 @@ def run_zoo(out: str | Path, data: str | Path | None = None, models=None, budget
     write_text(out / "zoo_tables.md", "\n".join(markdown))
     chart = plot_per_class(out / "per_class_iou.png", models, runs, val.classes)
     report = render_zoo_report(out / "report.html", tables, chart, crf_settings, f"{root} ({val.name})", budget,
-                               {name: jobs[name][0].model for name in models}, crf_ms, cost_title)
+                               {name: jobs[name][0].model for name in models}, crf_ms, cost_title, overrides)
     write_text(out / "metrics.json", json.dumps({"tables": tables, "runs": runs, "costs": costs,
                                                  "crf": crf_settings, "crf_ms": crf_ms}, indent=2))
     print(format_table(tables["accuracy"], "Accuracy (%) on val"))
@@ -191,7 +191,7 @@ def plot_per_class(path: Path, models, runs: dict, classes) -> Path:
 
 
 def render_zoo_report(path: Path, tables: dict, chart: Path, crf: dict, data: str, budget: str, specs: dict,
-                      crf_ms: float, cost_title: str) -> Path:
+                      crf_ms: float, cost_title: str, overrides=()) -> Path:
     import html
 
     from pixseg.report import image_html, table_html, write_page
@@ -201,7 +201,8 @@ def render_zoo_report(path: Path, tables: dict, chart: Path, crf: dict, data: st
                       "</li>" for name, spec in specs.items())
     sections = [
         "<h1>pixseg zoo: which architecture for this data?</h1>",
-        f'<p class="meta">Data: {html.escape(data)} &middot; budget: {html.escape(budget)} &middot; CRF (tuned on '
+        f'<p class="meta">Data: {html.escape(data)} &middot; budget: {html.escape(budget)}'
+        + (f" with {html.escape(' '.join(overrides))}" if overrides else "") + ' &middot; CRF (tuned on '
         f'held-out training images): appearance {html.escape(str(tuple(crf["appearance"])))}, smoothness '
         f'{html.escape(str(tuple(crf["smoothness"])))}, {crf["iterations"]} iterations</p>',
         "<h2>Accuracy (%) on val</h2>",
