@@ -34,6 +34,7 @@ from pixseg.engine.refine import make_refiner
 from pixseg.engine.train import LOG_NAME, load_trained_model, resolve_device, train, training_split
 from pixseg.engine.tune_crf import candidate_settings, tune_crf
 from pixseg.io import cached_json, file_digest, json_text, write_text
+from pixseg.models import MODELS
 
 LOSSES = ("softmax", "fused")
 SOFTMAX = {"name": "ce"}

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from pixseg.engine.config import load_config
-from pixseg.engine.experiment import (TUNE_TRIALS, Stages, check_study, evaluation, format_table, model_title,
+from pixseg.engine.experiment import (MODEL_TITLES, TUNE_TRIALS, Stages, check_study, evaluation, format_table,
                                       study_data, table_csv, table_markdown, train_all, tuned_crf_settings)
 from pixseg.engine.train import load_trained_model, resolve_device
 from pixseg.io import write_text
@@ -43,6 +43,11 @@ QUICK_OPTIONS = {
     "dilation": {"backbone": "vgg16_bn", "width": 0.125, "context": "basic"},
 }
 COST_SIZE = (512, 512)
+
+
+def model_title(name: str) -> str:
+    return MODEL_TITLES.get(name, name)
+
 MODES = ("none", "dense")
 # At most 10 characters each: the console table's column width.
 COLUMNS = ["Model", "mIoU", "mIoU+CRF", "fg recall", "recall+CRF"]
