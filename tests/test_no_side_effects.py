@@ -15,7 +15,7 @@ from pixseg.viz import save_panel
 out = sys.argv[1]
 save_panel(out + "/panel.png", [[np.zeros((8, 12, 3), np.uint8)] * 2], ["a", "b"])
 plot_sweep(__import__("pathlib").Path(out) / "sweep.png",
-           [{"wp": 0.5, "miou": 0.4, "fg_recall": 0.6}, {"wp": 0.7, "miou": 0.5, "fg_recall": 0.7}])
+           [{"wp": 0.5, "miou": 0.4, "fg_recall": 0.6}, {"wp": 0.7, "miou": 0.5, "fg_recall": 0.7}], "val")
 print(matplotlib.rcParams._get_backend_or_none(), "matplotlib.pyplot" in sys.modules)
 """
 
