@@ -336,6 +336,19 @@ def test_19_resume_allows_what_does_not_change_the_result(run_dir, data, tmp_pat
                  "val_every=1", "data.num_workers=1", "checkpoint_every=2", "--device", "cpu", "--resume"]) == 0
 
 
+def test_19_a_checkpoint_from_before_an_option_existed_resumes_at_its_default(run_dir, data, tmp_path, capsys):
+    from pixseg.engine.checkpoint import load_checkpoint, save_checkpoint
+
+    run = copy_run(run_dir, tmp_path / "old")
+    state = load_checkpoint(run / "checkpoint.pt")
+    del state["config"]["aux_weight"], state["config"]["data"]["options"]  # options a newer pixseg added
+    save_checkpoint(run / "checkpoint.pt", state)
+    args = ["train", "--config", "experiment_quick", "--data", data, "--out", run, *TINY]
+    assert run_cli(capsys, *args, "--resume")[0] == 0
+    status, _, err = run_cli(capsys, *args, "aux_weight=0.5", "--resume")
+    assert status == 2 and one_line(err) and "aux_weight: 0.4 in the checkpoint, 0.5 now" in err
+
+
 def test_20_cached_results_are_keyed_by_what_produced_them(run_dir, data, tmp_path, capsys):
     from pixseg.data import VOCSegmentation
     from pixseg.engine.experiment import evaluation

@@ -200,15 +200,18 @@ def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.
 NEUTRAL_KEYS = ("device", "data.root", "data.num_workers", "data.val_split", "val_every", "checkpoint_every")
 
 
-def _config_differences(saved: dict, current: dict, prefix="") -> list[str]:
+def _config_differences(saved: dict, current: dict, defaults: dict, prefix="") -> list[str]:
+    """What differs between a checkpoint's config and the current one. A key that a checkpoint
+    written by an older pixseg lacks counts as its default: the option did not exist then, and its
+    default keeps what such a run computed."""
     keys = sorted(set(saved) | set(current))
     differences = []
     for key in keys:
-        a, b = saved.get(key), current.get(key)
+        a, b = saved.get(key, defaults.get(key)), current.get(key)
         if f"{prefix}{key}" in NEUTRAL_KEYS:
             continue
         if isinstance(a, dict) and isinstance(b, dict) and key != "loss":
-            differences += _config_differences(a, b, f"{prefix}{key}.")
+            differences += _config_differences(a, b, defaults.get(key) or {}, f"{prefix}{key}.")
         elif a != b and not (isinstance(a, (list, tuple)) and list(a) == list(b or [])):
             differences.append(f"{prefix}{key}: {a!r} in the checkpoint, {b!r} now")
     return differences
@@ -321,7 +324,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, ove
         load_initial_weights(model, config.model["init"])
     if resume and checkpoint_path.exists():
         state = load_checkpoint(checkpoint_path)
-        differences = _config_differences(state["config"], config.to_dict())
+        differences = _config_differences(state["config"], config.to_dict(), TrainConfig().to_dict())
         if differences:
             raise ValueError(f"cannot resume {checkpoint_path}: the config differs in what changes the result: "
                              + "; ".join(differences) + " (start again with --overwrite or another --out)")
