@@ -34,7 +34,6 @@ from pixseg.engine.refine import make_refiner
 from pixseg.engine.train import LOG_NAME, load_trained_model, resolve_device, train, training_split
 from pixseg.engine.tune_crf import candidate_settings, tune_crf
 from pixseg.io import cached_json, file_digest, json_text, write_text
-from pixseg.models import MODELS
 
 LOSSES = ("softmax", "fused")
 SOFTMAX = {"name": "ce"}
@@ -91,23 +90,23 @@ class Stages:
         print(f"\n[{self.number}/{self.total}] {text}  (elapsed {elapsed / 60:.1f} min)", flush=True)
 
 
-def check_study(models, budget: str, budgets: dict) -> None:
-    """Raise ValueError unless `models` are some of MODELS and `budget` one of `budgets`."""
-    unknown = [m for m in models if m not in MODELS]
+def check_study(models, known, budget: str, budgets: dict) -> None:
+    """Raise ValueError unless `models` are some of `known` and `budget` one of `budgets`."""
+    unknown = [m for m in models if m not in known]
     if unknown or not models:
-        raise ValueError(f"--models {','.join(models)}: expected some of {', '.join(MODELS)}")
+        raise ValueError(f"--models {','.join(models)}: expected some of {', '.join(known)}")
     if budget not in budgets:
         raise ValueError(f"--budget {budget!r}: expected one of {', '.join(budgets)}")
 
 
-def study_data(out: Path, data, config: str, overrides) -> tuple[Path, object]:
-    """A study's data folder (the synthetic set under out/data unless `data` names one) and its
-    val split as the budget's config reads it."""
+def study_data(out: Path, data, config: str, overrides) -> tuple[Path, object, object]:
+    """A study's data folder (the synthetic set under out/data unless `data` names one), the
+    budget's config for it and its val split as that config reads it."""
     root = Path(data) if data else ensure_synthetic_data(out / "data", **SYNTHETIC_DATA)
     base = load_config(config, [f"data.root={root}", *overrides])
     val = open_split(base.data, base.data.val_split)
     print(f"{root} ({val.name}, {val.num_classes} classes): {len(val)} {base.data.val_split} images")
-    return root, val
+    return root, base, val
 
 
 def run_name(model: str, loss: str) -> str:
@@ -128,11 +127,7 @@ def run_experiment(out: str | Path, data: str | Path | None = None, models=("fcn
     or "gradient" (training-free Lab gradients).
     """
     out = Path(out)
-    unknown = [m for m in models if m not in MODEL_TITLES]
-    if unknown or not models:
-        raise ValueError(f"--models {','.join(models)}: expected some of {', '.join(MODEL_TITLES)}")
-    if budget not in BUDGETS:
-        raise ValueError(f"--budget {budget!r}: expected one of {', '.join(BUDGETS)}")
+    check_study(models, MODEL_TITLES, budget, BUDGETS)
     if schedule not in SCHEDULES:
         raise ValueError(f"--schedule {schedule!r}: expected one of {', '.join(SCHEDULES)}")
     models = [m for m in MODEL_TITLES if m in models]
@@ -141,10 +136,7 @@ def run_experiment(out: str | Path, data: str | Path | None = None, models=("fcn
     stages = Stages(7)
 
     stages.begin("data")
-    root = Path(data) if data else ensure_synthetic_data(out / "data", **SYNTHETIC_DATA)
-    base = load_config(BUDGETS[budget], [f"data.root={root}", *overrides])
-    val = open_split(base.data, base.data.val_split)
-    print(f"{root} ({val.name}, {val.num_classes} classes): {len(val)} {base.data.val_split} images")
+    root, base, val = study_data(out, data, BUDGETS[budget], overrides)
     torch_device = resolve_device(device)
     parallel = workers if torch_device.type == "cpu" else 1
 

@@ -71,11 +71,11 @@ def run_zoo(out: str | Path, data: str | Path | None = None, models=None, budget
     (height, width) images."""
     out = Path(out)
     models = list(models or MODELS)
-    check_study(models, budget, BUDGETS)
+    check_study(models, MODELS, budget, BUDGETS)
     stages = Stages(5)
 
     stages.begin("data")
-    root, val = study_data(out, data, BUDGETS[budget], overrides)
+    root, _, val = study_data(out, data, BUDGETS[budget], overrides)
 
     stages.begin(f"training {len(models)} models ({budget} budget)")
     jobs = {}
