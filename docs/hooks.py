@@ -23,11 +23,17 @@ def cli_reference():
 
     parser = build_parser()
     parser.prog = "pixseg"
-    blocks = ["## pixseg\n", "```text", parser.format_help().rstrip(), "```"]
-    subparsers = next(action for action in parser._actions if action.__class__.__name__ == "_SubParsersAction")
-    for name, subparser in subparsers.choices.items():
-        blocks += [f"\n## pixseg {name}\n", "```text", subparser.format_help().rstrip(), "```"]
-    return "\n".join(blocks)
+    return "\n".join(_help_blocks(parser, "pixseg"))
+
+
+def _help_blocks(parser, title):
+    """This parser's help, then that of each subcommand below it (`pixseg forecast train` too)."""
+    blocks = [f"\n## {title}\n", "```text", parser.format_help().rstrip(), "```"]
+    for action in parser._actions:
+        if action.__class__.__name__ == "_SubParsersAction":
+            for name, subparser in action.choices.items():
+                blocks += _help_blocks(subparser, f"{title} {name}")
+    return blocks
 
 
 def model_zoo():

@@ -38,7 +38,8 @@ def table_html(table: dict, best=max) -> str:
 
 def image_html(path: Path, alt: str) -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+    kind = "gif" if Path(path).suffix.lower() == ".gif" else "png"
+    return f'<img alt="{html.escape(alt)}" src="data:image/{kind};base64,{data}">'
 
 
 def paper_claims(tables: dict) -> list[tuple[str, bool]]:

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from PIL import Image, ImageSequence
 
 from pixseg.cli import main
 from pixseg.data.sequences import SequenceWindows
@@ -45,6 +46,18 @@ def test_train_resume_eval(video, tmp_path, capsys):
     assert set(results["miou"]) == {"model", "copy-last", "flow"}
     assert all(0 <= v <= 1 for scores in results["miou"].values() for v in scores.values())
     assert all((report / name).is_file() for name in ("report.html", "curve.png", "panels.png"))
+    with Image.open(report / "rollout.gif") as gif:  # identical neighbours are merged, their times added
+        shown = sum(gif.info["duration"] for _ in ImageSequence.Iterator(gif))
+    assert shown == (4 + 3) * 500  # the past segmentations, then one forecast per step of 3 frames
+
+    evaluation = ["forecast", "eval", "--checkpoint", str(out / "checkpoint.pt"), "--data", str(video),
+                  "--stride", "4", "--out", str(report)]
+    assert main([*evaluation, "--horizons", "3,6,9"]) == 0  # the same evaluation again: same results
+    assert json.loads((report / "results.json").read_text()) == results
+    assert main([*evaluation, "--horizons", "3"]) == 2  # another one would lose these results
+    error = capsys.readouterr().err
+    assert "holds another evaluation (horizons [3, 6, 9] there, [3] now)" in error
+    assert json.loads((report / "results.json").read_text()) == results
 
     assert main(["forecast", "eval", "--checkpoint", str(out / "checkpoint.pt"), "--data", str(video),
                  "--horizons", "4"]) == 2
@@ -73,3 +86,33 @@ def test_training_lowers_the_loss(video, tmp_path):
     torch.manual_seed(config.seed)  # the initial weights, as training drew them
     untrained = create_forecaster(config.model, config.num_classes, config.inputs, config.width).eval()
     assert window_loss(trained, video) < 0.85 * window_loss(untrained, video)
+
+
+def test_interrupted_run_resumes_to_the_uninterrupted_weights(video, tmp_path, monkeypatch, capsys):
+    args = ["forecast", "train", "--data", str(video), "--width", "0.05", "--crop", "16", "--batch-size", "2",
+            "--checkpoint-every", "100", "--lr", "0.003"]
+    assert main([*args, "--iterations", "8", "--out", str(tmp_path / "whole")]) == 0
+
+    import pixseg.forecast.train as forecast_train
+
+    calls = []
+
+    def loss_until_ctrl_c(*arguments):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return forecast_loss(*arguments)
+
+    monkeypatch.setattr(forecast_train, "forecast_loss", loss_until_ctrl_c)
+    assert main([*args, "--iterations", "8", "--out", str(tmp_path / "cut")]) == 130
+    assert "stopped at step 4 of 8" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)["step"] == 4
+    assert main([*args, "--iterations", "8", "--out", str(tmp_path / "cut"), "--resume"]) == 0
+    whole, _ = load_forecaster(tmp_path / "whole" / "checkpoint.pt")
+    resumed, _ = load_forecaster(tmp_path / "cut" / "checkpoint.pt")
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+    assert main([*args, "--out", str(tmp_path / "cut"), "--overwrite", "--iterations", "2"]) == 0
+    assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)["step"] == 2

@@ -80,6 +80,21 @@ def test_synthetic_video_layout_and_determinism(tmp_path):
     assert labels.shape == (40, 64) and labels.max() < 19
 
 
+def test_synthetic_video_refuses_a_filled_folder_and_overwrite_keeps_other_cities(tmp_path):
+    out = make_synthetic_video(tmp_path / "v", n_train=1, n_val=0, size=(32, 48), frames=6, progress=False)
+    with pytest.raises(ValueError, match=r"--out .* is not empty.*--overwrite"):
+        make_synthetic_video(out, n_train=1, n_val=0, size=(32, 48), frames=6, progress=False)
+    real = out / "leftImg8bit_sequence/train/ulm/ulm_000000_000000_leftImg8bit.png"
+    real.parent.mkdir()
+    real.write_bytes(b"a frame of a real city")
+    (out / ".synth-video-partial/leftImg8bit_sequence").mkdir(parents=True)  # a killed run's leftovers
+    make_synthetic_video(out, n_train=0, n_val=1, size=(32, 48), frames=7, progress=False, overwrite=True)
+    assert real.read_bytes() == b"a frame of a real city"
+    assert not (out / "leftImg8bit_sequence/train/synthville").exists()  # the older set is gone, not mixed in
+    assert len(list((out / "gtFine_sequence/val/synthville").glob("*.png"))) == 7
+    assert sorted(p.name for p in out.iterdir()) == ["gtFine_sequence", "leftImg8bit_sequence"]
+
+
 def test_synthetic_objects_move_so_copying_the_last_frame_fails():
     sequences = [list(render_sequence(np.random.default_rng([0, 0, j]), (64, 128), 30)) for j in range(10)]
     scores = {}

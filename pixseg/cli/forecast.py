@@ -1,5 +1,7 @@
 """`pixseg forecast train|eval`: forecast future segmentations from past ones (S2S and variants)."""
 
+from pathlib import Path
+
 from pixseg.cli.common import add_device_argument
 
 
@@ -10,7 +12,9 @@ def register(subparsers):
     train = actions.add_parser("train", help="train a forecaster on sequences in Cityscapes' layout")
     train.add_argument("--data", required=True, help="root holding leftImg8bit_sequence/ and the label folder")
     train.add_argument("--out", default="runs/forecast", help="output folder (checkpoint, metrics log)")
-    train.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    again = train.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    again.add_argument("--overwrite", action="store_true", help="start again, replacing the run in --out")
     train.add_argument("--split", default="train")
     train.add_argument("--model", default="s2s", help="s2s (segmentations only), xs2s (also sees the frames), "
                                                       "xs2xs (also sees and predicts the frames)")
@@ -38,7 +42,8 @@ def register(subparsers):
     evaluate.add_argument("--split", default="val")
     evaluate.add_argument("--horizons", default="3,9", help="frames ahead of the last input (default 3,9)")
     evaluate.add_argument("--stride", type=int, default=5, help="one window every this many frames (default 5)")
-    evaluate.add_argument("--out", default="runs/forecast-eval", help="folder for results.json and report.html")
+    evaluate.add_argument("--out", default=None, help="folder for results.json and report.html "
+                                                       "(default: forecast_eval_SPLIT beside the checkpoint)")
     add_device_argument(evaluate)
     evaluate.set_defaults(func=run_eval)
 
@@ -68,19 +73,19 @@ def run_train(args):
         batch_size=args.batch_size, iterations=args.iterations, optimizer=args.optimizer, lr=args.lr,
         seed=args.seed, device=args.device, labels=args.labels, label_suffix=args.label_suffix,
         checkpoint_every=args.checkpoint_every, init=args.init)
-    print(f"checkpoint: {train_forecaster(config, args.out, resume=args.resume)}")
+    print(f"checkpoint: {train_forecaster(config, args.out, resume=args.resume, overwrite=args.overwrite)}")
 
 
 def run_eval(args):
     from pixseg.forecast.evaluate import evaluate_forecasts, parse_horizons
     from pixseg.io import check_output_folder
 
-    check_output_folder(args.out)
-    results = evaluate_forecasts(args.checkpoint, args.data, args.out, split=args.split,
+    out = check_output_folder(args.out or Path(args.checkpoint).parent / f"forecast_eval_{args.split}")
+    results = evaluate_forecasts(args.checkpoint, args.data, out, split=args.split,
                                  horizons=parse_horizons(args.horizons), stride=args.stride, device=args.device)
     width = max(len(m) for m in results["miou"])
     print(f"{'mIoU (%)':<{width}}  " + "  ".join(f"t+{h:<5}" for h in results["horizons"]))
     for method, values in results["miou"].items():
         name = results["model"] if method == "model" else method
         print(f"{name:<{width}}  " + "  ".join(f"{100 * values[h]:<7.2f}" for h in results["horizons"]))
-    print(f"report: {args.out}/report.html")
+    print(f"report: {out / 'report.html'}")

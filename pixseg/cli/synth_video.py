@@ -10,15 +10,14 @@ def register(subparsers):
     parser.add_argument("--size", type=int, nargs=2, default=(128, 256), metavar=("H", "W"),
                         help="frame height and width in pixels (default 128 256)")
     parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same sequences")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the synthetic video already in --out (default: --out must be empty)")
     parser.set_defaults(func=run)
 
 
 def run(args):
     from pixseg.data.synthetic_video import make_synthetic_video
-    from pixseg.io import check_output_folder
-
-    check_output_folder(args.out)
     out = make_synthetic_video(args.out, n_train=args.n_train, n_val=args.n_val, size=tuple(args.size),
-                               frames=args.frames, seed=args.seed)
+                               frames=args.frames, seed=args.seed, overwrite=args.overwrite)
     print(f"wrote {args.n_train} train + {args.n_val} val sequences of {args.frames} frames "
           f"({args.size[0]}x{args.size[1]}) to {out}")

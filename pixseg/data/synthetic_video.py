@@ -14,6 +14,8 @@ Files, as Cityscapes names them (frame numbers 0..frames-1 within each sequence)
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,7 @@ from pixseg.data.sequences import IMAGE_FOLDER, IMAGE_SUFFIX, LABEL_FOLDER, LABE
 from pixseg.data.synthetic import (CLASS_STYLES, REFERENCE_SIZE, SIZE_FACTORS, SPLIT_STREAMS, _background,
                                    _check_size, _mix, _paint_distractors, _texture, _value_noise,
                                    object_grid)
+from pixseg.io import check_output_folder
 
 NUM_CLASSES = len(CITYSCAPES_CLASSES)  # background and 18 object families, stored as train ids
 CITY = "synthville"
@@ -33,6 +36,7 @@ OBJECT_RANGE = (3, 7)  # objects per sequence, upper bound excluded
 OBJECT_SIZES = (0.3, 0.65)  # box side as a fraction of the image's shorter side
 SPEEDS = (0.004, 0.014)  # object speed over the background, in shorter sides per frame
 PAN_SPEED = 0.006  # the camera's largest pan speed, in shorter sides per frame
+STAGING_FOLDER = ".synth-video-partial"
 
 
 def _draw_sequence(rng: np.random.Generator, h: int, w: int, frames: int) -> dict:
@@ -112,10 +116,13 @@ def frame_stem(city: str, sequence: int, frame: int) -> str:
 
 
 def make_synthetic_video(out, n_train: int = 40, n_val: int = 10, size=(128, 256), frames: int = 30,
-                         seed: int = 0, progress: bool = True) -> Path:
+                         seed: int = 0, progress: bool = True, overwrite: bool = False) -> Path:
     """Write synthetic sequences in Cityscapes' sequence layout under `out`; returns `out` as a Path.
 
-    Sequence j of a split depends only on (seed, split, j).
+    Sequence j of a split depends only on (seed, split, j). `out` must be empty or absent; with
+    overwrite, the synthetic city's folders there are replaced and other cities are left alone.
+    Sequences are rendered into a hidden folder in `out` and moved into place when all are written,
+    so a killed run never leaves a partial set where readers look.
     """
     for name, count in (("n_train", n_train), ("n_val", n_val)):
         if not isinstance(count, (int, np.integer)) or count < 0:
@@ -127,11 +134,16 @@ def make_synthetic_video(out, n_train: int = 40, n_val: int = 10, size=(128, 256
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     _check_size(size)
-    out = Path(out)
+    out = check_output_folder(out)
+    if not overwrite and out.is_dir() and any(out.iterdir()):
+        raise ValueError(f"--out {out} is not empty; give an empty or new folder, or --overwrite to "
+                         f"replace the synthetic video there")
+    staging = out / STAGING_FOLDER
+    shutil.rmtree(staging, ignore_errors=True)  # what a killed run left
     jobs = [(split, j) for split, count in (("train", n_train), ("val", n_val)) for j in range(count)]
     for split, j in tqdm(jobs, desc="synth-video", unit="seq", disable=not progress):
-        images = out / IMAGE_FOLDER / split / CITY
-        labels = out / LABEL_FOLDER / split / CITY
+        images = staging / IMAGE_FOLDER / split / CITY
+        labels = staging / LABEL_FOLDER / split / CITY
         images.mkdir(parents=True, exist_ok=True)
         labels.mkdir(parents=True, exist_ok=True)
         rng = np.random.default_rng([seed, SPLIT_STREAMS[split], j])
@@ -139,4 +151,12 @@ def make_synthetic_video(out, n_train: int = 40, n_val: int = 10, size=(128, 256
             stem = frame_stem(CITY, j, t)
             save_atomic(Image.fromarray(image), images / f"{stem}{IMAGE_SUFFIX}")
             save_label_png(labels / f"{stem}{LABEL_SUFFIX}", label, CITYSCAPES_PALETTE)
+    for folder in (IMAGE_FOLDER, LABEL_FOLDER):
+        for split in ("train", "val"):
+            target = out / folder / split / CITY
+            shutil.rmtree(target, ignore_errors=True)
+            if (staging / folder / split / CITY).is_dir():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staging / folder / split / CITY, target)
+    shutil.rmtree(staging)
     return out

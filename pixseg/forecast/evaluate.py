@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm import tqdm
 
 from pixseg.data.cityscapes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
@@ -17,13 +18,15 @@ from pixseg.engine.train import resolve_device
 from pixseg.forecast.baselines import copy_last, estimate_motion, flow_forecast
 from pixseg.forecast.model import MODELS, rollout
 from pixseg.forecast.train import load_forecaster, window_tensor
-from pixseg.io import atomic_path, write_text
+from pixseg.io import atomic_path, file_digest, json_text, write_text
 from pixseg.metrics import ConfusionMatrix
 from pixseg.report import image_html, table_html, write_page
 from pixseg.viz import colorize, overlay, save_panel
 
 METHODS = ("model", "copy-last", "flow")
+RESULTS_NAME = "results.json"
 PANEL_ROWS = 4
+FORECAST_BORDER = (220, 40, 40)
 
 
 def parse_horizons(text: str) -> tuple[int, ...]:
@@ -40,8 +43,13 @@ def parse_horizons(text: str) -> tuple[int, ...]:
 def evaluate_forecasts(checkpoint, data, out_dir, *, split: str = "val", horizons=(3, 9), stride: int = 5,
                        device: str = "auto", progress: bool = True) -> dict:
     """mIoU of the model's rolled-out forecast, copy-last and flow warping at each horizon, over the
-    windows of `split` (one every `stride` frames); writes results.json, curve.png, panels.png and
-    report.html under out_dir and returns {"miou": {method: {horizon: value}}, ...}."""
+    windows of `split` (one every `stride` frames); writes results.json, curve.png, panels.png,
+    rollout.gif and report.html under out_dir and returns {"miou": {method: {horizon: value}}, ...}.
+    A folder holding results of another checkpoint, dataset or setting is refused."""
+    out_dir = Path(out_dir)
+    key = {"checkpoint_sha256": file_digest(checkpoint), "data": str(Path(data).resolve()), "split": split,
+           "horizons": list(horizons), "stride": stride}
+    _check_same_evaluation(out_dir / RESULTS_NAME, key)
     device = resolve_device(device)
     model, config = load_forecaster(checkpoint, device)
     bad = [h for h in horizons if h % config.gap]
@@ -71,23 +79,39 @@ def evaluate_forecasts(checkpoint, data, out_dir, *, split: str = "val", horizon
                 }
                 for method, forecast in forecasts[h].items():
                     scores[method][h].update(forecast, item["targets"][k])
+            if index == 0:
+                animation = [*item["inputs"], *(p[0, :config.num_classes].argmax(0).cpu().numpy() for p in predictions)]
             if index % panel_every == 0 and len(panels) < PANEL_ROWS:
                 h = max(horizons)
                 panels.append([overlay(images[-1], last, palette=palette),
                                *(colorize(forecasts[h][m], palette) for m in METHODS),
                                colorize(item["targets"][-1], palette)])
     miou = {m: {h: scores[m][h].compute()["miou"] for h in horizons} for m in METHODS}
-    results = {"checkpoint": str(checkpoint), "data": str(data), "split": split, "windows": len(windows),
-               "model": config.model, "horizons": list(horizons), "miou": miou}
-    out_dir = Path(out_dir)
+    results = {"checkpoint": str(checkpoint), **key, "windows": len(windows), "model": config.model, "miou": miou}
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
+    write_text(out_dir / RESULTS_NAME, json_text(results) + "\n")
     h = max(horizons)
     save_panel(out_dir / "panels.png", panels,
                ["past (last input)", f"{config.model} t+{h}", f"copy-last t+{h}", f"flow t+{h}", f"target t+{h}"])
     _save_curve(out_dir / "curve.png", miou, horizons, config.model)
+    _save_rollout_gif(out_dir / "rollout.gif", animation, config.inputs, palette)
     _write_report(out_dir, results)
     return results
+
+
+def _check_same_evaluation(path: Path, key: dict) -> None:
+    """An evaluation is deterministic, so writing the same one again changes nothing; results of
+    another checkpoint, dataset or setting would be lost, so they are refused."""
+    if not path.exists():
+        return
+    try:
+        saved = json.loads(path.read_text())
+        differences = [f"{name} {saved.get(name)!r} there, {value!r} now" for name, value in key.items()
+                       if saved.get(name) != value]
+    except (json.JSONDecodeError, AttributeError):
+        differences = ["it is not a forecast evaluation's results"]
+    if differences:
+        raise ValueError(f"{path} holds another evaluation ({'; '.join(differences)}); choose another --out")
 
 
 def _label(method: str, model_name: str) -> str:
@@ -111,6 +135,20 @@ def _save_curve(path: Path, miou: dict, horizons, model_name: str) -> None:
         figure.savefig(tmp, format="png", dpi=100)
 
 
+def _save_rollout_gif(path: Path, maps: list, inputs: int, palette) -> None:
+    """The first window as an animation: its past segmentations, then each rolled-out forecast in a
+    red frame, so a viewer tells the two apart."""
+    frames = []
+    for k, labels in enumerate(maps):
+        picture = np.pad(colorize(labels, palette), ((3, 3), (3, 3), (0, 0)))
+        if k >= inputs:
+            for edge in (np.s_[:3], np.s_[-3:], np.s_[:, :3], np.s_[:, -3:]):
+                picture[edge] = FORECAST_BORDER
+        frames.append(Image.fromarray(picture).resize((2 * picture.shape[1], 2 * picture.shape[0]), Image.NEAREST))
+    with atomic_path(path) as tmp:
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=500, loop=0)
+
+
 def _write_report(out_dir: Path, results: dict) -> None:
     horizons = results["horizons"]
     table = {"columns": ["method", *(f"t+{h}" for h in horizons)],
@@ -124,5 +162,7 @@ def _write_report(out_dir: Path, results: dict) -> None:
         "<h2>mIoU against horizon</h2>", image_html(out_dir / "curve.png", "mIoU against horizon"),
         f"<h2>Past | forecasts | target at t+{max(horizons)}</h2>",
         image_html(out_dir / "panels.png", "forecast panels"),
+        "<h2>The first window rolled out: past segmentations, then forecasts (red frame)</h2>",
+        image_html(out_dir / "rollout.gif", "rolled-out forecast"),
     ]
     write_page(out_dir / "report.html", "pixseg forecast report", sections)

@@ -19,8 +19,8 @@ from pixseg.data.base import VOID
 from pixseg.data.cityscapes import CITYSCAPES_CLASSES
 from pixseg.data.sequences import GAP, INPUTS, LABEL_FOLDER, LABEL_SUFFIX, SequenceWindows
 from pixseg.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint
-from pixseg.engine.train import (CHECKPOINT_NAME, LOG_EVERY, LOG_NAME, ResumableBatches, poly_schedule,
-                                 resolve_device, restore_training)
+from pixseg.engine.train import (CHECKPOINT_NAME, LOG_EVERY, LOG_NAME, ResumableBatches, TrainingInterrupted,
+                                 poly_schedule, resolve_device, restore_training)
 from pixseg.forecast.losses import forecast_loss
 from pixseg.forecast.model import MODELS, create_forecaster, rollout
 from pixseg.io import remove_stale_temporaries
@@ -124,14 +124,21 @@ def _optimizer(config: ForecastConfig, model):
     return torch.optim.Adam(model.parameters(), lr=config.lr)
 
 
-def train_forecaster(config: ForecastConfig, out_dir, *, resume: bool = False, progress: bool = True) -> Path:
+def train_forecaster(config: ForecastConfig, out_dir, *, resume: bool = False, overwrite: bool = False,
+                     progress: bool = True) -> Path:
     """Train as `config` says, writing checkpoint.pt and metrics.jsonl under out_dir; with resume=True
-    a checkpoint there is continued with the same data order and optimiser state. Returns its path."""
+    a checkpoint there is continued with the same data order and optimiser state, with overwrite=True
+    a run there is started again; otherwise a folder holding a run is refused. Ctrl-C saves the last
+    finished step. Returns the checkpoint's path."""
     config.check()
     out_dir = Path(out_dir)
     checkpoint_path, log_path = out_dir / CHECKPOINT_NAME, out_dir / LOG_NAME
-    if checkpoint_path.exists() and not resume:
-        raise ValueError(f"{checkpoint_path} exists; pass --resume to continue it, or choose another --out")
+    if resume and overwrite:
+        raise ValueError("--resume continues the run in --out and --overwrite replaces it: give one")
+    previous = [path.name for path in (checkpoint_path, log_path) if path.exists()]
+    if previous and not (resume or overwrite):
+        raise ValueError(f"{out_dir} already holds a forecast run ({', '.join(previous)}); "
+                         f"pass --resume to continue it or --overwrite to start it again")
     device = resolve_device(config.device)
     frames_in, frames_out = MODELS[config.model]
     windows = SequenceWindows(config.data, config.split, config.num_classes, config.inputs, config.gap,
@@ -158,6 +165,7 @@ def train_forecaster(config: ForecastConfig, out_dir, *, resume: bool = False, p
         if config.init is not None:
             _start_from(model, config, device)
         out_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint_path.unlink(missing_ok=True)
         log_path.unlink(missing_ok=True)
     if start >= config.iterations:
         return checkpoint_path
@@ -169,29 +177,52 @@ def train_forecaster(config: ForecastConfig, out_dir, *, resume: bool = False, p
     bar = tqdm(loader, total=config.iterations, initial=start, desc="forecast train", unit="it",
                disable=not progress, dynamic_ncols=True)
     started = time.perf_counter()
+
+    def save(step):
+        save_checkpoint(checkpoint_path, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "rng": rng_state(device),
+            "step": step, "config": asdict(config)})
+
+    # `done`: the last step whose update finished; `updating`: inside an update, where the weights
+    # are half old, half new and must not be saved.
+    saved, done, updating = start, start, False
     with log_path.open("a") as log:
-        for step, (x, y, mask) in enumerate(bar, start=start + 1):
-            x, y, mask = x.to(device), y.to(device), mask.to(device)
-            outputs = rollout(model, x, config.rollout_steps, all_scales=True)
-            loss = sum(forecast_loss(out, y[:, k], mask[:, k]) for k, out in enumerate(outputs))
-            if not math.isfinite(loss.item()):
-                raise ValueError(f"training diverged: the loss became {loss.item()} at step {step}; "
-                                 f"any checkpoint already at {checkpoint_path} is kept; lower --lr (now {config.lr})")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-            if step % LOG_EVERY == 0 or step == config.iterations:
-                log.write(json.dumps({"step": step, "loss": loss.item(), "lr": optimizer.param_groups[0]["lr"],
-                                      "seconds": round(time.perf_counter() - started, 2)}) + "\n")
-            if step % config.checkpoint_every == 0 or step == config.iterations:
+        try:
+            for step, (x, y, mask) in enumerate(bar, start=start + 1):
+                x, y, mask = x.to(device), y.to(device), mask.to(device)
+                outputs = rollout(model, x, config.rollout_steps, all_scales=True)
+                loss = sum(forecast_loss(out, y[:, k], mask[:, k]) for k, out in enumerate(outputs))
+                if not math.isfinite(loss.item()):
+                    raise ValueError(f"training diverged: the loss became {loss.item()} at step {step}; "
+                                     f"{_kept(checkpoint_path, saved)}; lower --lr (now {config.lr})")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                updating = True
+                optimizer.step()
+                scheduler.step()
+                done, updating = step, False
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+                if step % LOG_EVERY == 0 or step == config.iterations:
+                    log.write(json.dumps({"step": step, "loss": loss.item(), "lr": optimizer.param_groups[0]["lr"],
+                                          "seconds": round(time.perf_counter() - started, 2)}) + "\n")
+                if step % config.checkpoint_every == 0 or step == config.iterations:
+                    log.flush()
+                    save(step)
+                    saved = step
+        except KeyboardInterrupt:
+            bar.close()
+            if not updating and done != saved:
                 log.flush()
-                save_checkpoint(checkpoint_path, {
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "rng": rng_state(device),
-                    "step": step, "config": asdict(config)})
+                save(done)
+                saved = done
+            raise TrainingInterrupted(f"forecast training stopped at step {done} of {config.iterations}; "
+                                      f"{_kept(checkpoint_path, saved)}; continue with --resume") from None
     return checkpoint_path
+
+
+def _kept(checkpoint_path: Path, step: int) -> str:
+    return f"{checkpoint_path} holds step {step}" if step else "no checkpoint was written"
 
 
 def _start_from(model, config: ForecastConfig, device) -> None:
