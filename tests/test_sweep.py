@@ -1,4 +1,5 @@
 import csv
+import json
 
 import pytest
 
@@ -11,7 +12,7 @@ def test_sweep_writes_one_row_per_weight_and_resumes(tmp_path, capsys):
     data = make_synthetic_voc(tmp_path / "data", n_train=4, n_val=2, size=(32, 32), seed=5, progress=False)
     args = ["sweep-weights", "--config", "experiment_quick", "--data", str(data), "--out", str(tmp_path / "sweep"),
             "--values", "0,0.5,1", "iterations=2", "val_every=2", "batch_size=2", "data.crop_size=32",
-            "data.holdout=0", "model.width=0.0625"]
+            "data.holdout=0.25", "model.width=0.0625"]
     assert main(args) == 0
     with open(tmp_path / "sweep" / "sweep.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -24,6 +25,23 @@ def test_sweep_writes_one_row_per_weight_and_resumes(tmp_path, capsys):
     assert main(args) == 0  # every point is reused
     assert checkpoint.stat().st_mtime_ns == before
     assert "Wp" in capsys.readouterr().out
+    # Scored on the one held-out training image (never val, which has two).
+    metrics = json.loads((tmp_path / "sweep" / "wp_0.500" / "metrics.json").read_text())
+    assert metrics["num_images"] == 1 and metrics["produced_by"]["split"] == "held-out"
+
+
+def test_sweep_scores_val_only_when_asked(tmp_path, capsys):
+    data = make_synthetic_voc(tmp_path / "data", n_train=4, n_val=2, size=(32, 32), seed=5, progress=False)
+    args = ["sweep-weights", "--config", "experiment_quick", "--data", str(data), "--out", str(tmp_path / "sweep"),
+            "--values", "0.5", "iterations=1", "val_every=1", "batch_size=2", "data.crop_size=32",
+            "data.holdout=0", "model.width=0.0625"]
+    assert main(args) == 2
+    assert "data.holdout = 0" in capsys.readouterr().err
+    assert not (tmp_path / "sweep").exists()
+    assert main([*args[:1], "--score-on", "val", *args[1:]]) == 0
+    assert "scored on val" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "sweep" / "wp_0.500" / "metrics.json").read_text())
+    assert metrics["num_images"] == 2 and metrics["produced_by"]["split"] == "val"
 
 
 @pytest.mark.parametrize("text", ["", "0.2,1.5", "a,b", "-0.1"])

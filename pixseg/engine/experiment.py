@@ -342,7 +342,7 @@ def weights_sweep(out: Path, checkpoints: dict, device, progress: bool) -> dict:
 
     Writes weights_sweep.json / .csv / .png (the curve), reused on a rerun.
     """
-    from pixseg.engine.sweep import plot_sweep, write_csv
+    from pixseg.engine.sweep import HELD_OUT, plot_sweep, write_csv
 
     path = out / "weights_sweep.json"
     if not path.is_file():
@@ -360,7 +360,7 @@ def weights_sweep(out: Path, checkpoints: dict, device, progress: bool) -> dict:
                                      "num_images": len(held_out)}, indent=2))
     sweep = json.loads(path.read_text())
     write_csv(out / "weights_sweep.csv", sweep["rows"])
-    plot_sweep(out / "weights_sweep.png", sweep["rows"], "held-out part of train")
+    plot_sweep(out / "weights_sweep.png", sweep["rows"], HELD_OUT)
     for row in sweep["rows"]:
         print(f"Wp {row['wp']:.2f} Ws {row['ws']:.2f}: held-out mIoU {100 * row['miou']:.2f}, "
               f"fg recall {100 * row['fg_recall']:.2f}")

@@ -10,10 +10,12 @@ from pathlib import Path
 from pixseg.engine.config import TrainConfig
 from pixseg.engine.datasets import open_split
 from pixseg.engine.evaluate import evaluate
-from pixseg.engine.train import load_trained_model, resolve_device, train
+from pixseg.engine.train import load_trained_model, resolve_device, train, training_split
 from pixseg.io import atomic_path, cached_json, check_output_folder, file_digest, write_text
 
 COLUMNS = ("wp", "ws", "miou", "fg_recall", "pixel_acc", "mean_acc")
+# Weights are chosen like the CRF parameters: on the part of train each model never trained on.
+HELD_OUT = "held-out part of train"
 
 
 def parse_values(text: str) -> list[float]:
@@ -27,14 +29,22 @@ def parse_values(text: str) -> list[float]:
     return values
 
 
-def sweep_weights(config: TrainConfig, values: list[float], out: str | Path, progress: bool = True) -> list[dict]:
+def sweep_weights(config: TrainConfig, values: list[float], out: str | Path, progress: bool = True,
+                  score_on: str = "held-out") -> list[dict]:
     """Train and evaluate one fused-loss model per Wp in `values`; write sweep.csv and sweep.png.
 
+    `score_on`: "held-out" (the fraction data.holdout of train that no point trains on) or "val".
     Each point lives in its own folder and is reused when its metrics exist, so an interrupted
     sweep continues where it stopped.
     """
+    if score_on not in ("held-out", "val"):
+        raise ValueError(f"--score-on {score_on!r}: expected held-out or val")
+    if score_on == "held-out" and config.data.holdout <= 0:
+        raise ValueError("data.holdout = 0 leaves no held-out training images to score the weights on; "
+                         "set data.holdout (e.g. data.holdout=0.1) or give --score-on val")
     out = check_output_folder(out)
     device = resolve_device(config.device)
+    scored_on = HELD_OUT if score_on == "held-out" else f"{config.data.val_split} (chosen by the user)"
     rows = []
     for wp in values:
         point = out / f"wp_{wp:.3f}"
@@ -44,14 +54,16 @@ def sweep_weights(config: TrainConfig, values: list[float], out: str | Path, pro
 
         def evaluate_point():
             model, trained = load_trained_model(checkpoint, device)
-            val = open_split(trained.data, trained.data.val_split)
-            return evaluate(model, val, device, progress=progress, desc=f"eval Wp={wp:g}")
+            images = (training_split(trained, held_out=True) if score_on == "held-out"
+                      else open_split(trained.data, trained.data.val_split))
+            return evaluate(model, images, device, progress=progress, desc=f"{score_on} Wp={wp:g}")
 
+        split = "held-out" if score_on == "held-out" else config.data.val_split
         metrics = cached_json(point / "metrics.json", {"checkpoint_sha256": file_digest(checkpoint),
-                                                       "split": config.data.val_split}, evaluate_point)
+                                                       "split": split}, evaluate_point)
         rows.append({"wp": wp, "ws": 1.0 - wp, **{k: metrics[k] for k in COLUMNS[2:]}})
     write_csv(out / "sweep.csv", rows)
-    plot_sweep(out / "sweep.png", rows, config.data.val_split)
+    plot_sweep(out / "sweep.png", rows, scored_on)
     return rows
 
 
