@@ -1,4 +1,5 @@
-"""numba's njit with an on-disk cache that cannot go stale: `@jit(parallel=True, ...)`.
+"""numba's njit with an on-disk cache that cannot go stale (`@jit(parallel=True, ...)`), and
+`numba_threads`, how every public entry point of pixseg's parallel kernels picks its thread count.
 
 numba's own cache (`njit(cache=True)`) checks only the file that defines a kernel: its entries stay
 valid while that file's time stamp and size do. pixseg's kernels also compile in code from their
@@ -12,11 +13,15 @@ folder's kernels again, on their next call. Kernels must therefore use compiled 
 their own folder. numba's version and the CPU are in numba's key already.
 """
 
+import contextlib
+import ctypes
 import functools
 import hashlib
+import numbers
+import os
 from pathlib import Path
 
-from numba import njit
+from numba import config, get_num_threads, njit, set_num_threads
 from numba.core.caching import FunctionCache
 
 
@@ -52,3 +57,47 @@ def jit(**options):
         return dispatcher
 
     return decorate
+
+
+def thread_count():
+    """numba.get_num_threads(), without the side effect of its first call: that call starts numba's
+    thread pool, and numba's OpenMP layer then sets OpenMP's thread count to the pool's size
+    (NUMBA_NUM_THREADS). torch shares the process's libgomp, so torch would run on that many
+    threads from then on. OpenMP's count is put back as it was."""
+    try:
+        gomp = ctypes.CDLL("libgomp.so.1", mode=os.RTLD_NOLOAD)  # only if the process has it already
+    except (OSError, AttributeError):
+        return get_num_threads()
+    before = gomp.omp_get_max_threads()
+    threads = get_num_threads()
+    if gomp.omp_get_max_threads() != before:
+        gomp.omp_set_num_threads(before)
+    return threads
+
+
+def check_threads(threads):
+    """`threads` as an int, or numba's setting for the calling thread when None; a ValueError
+    naming the allowed range otherwise."""
+    current = thread_count()  # starts the pool, if not yet, before any parallel kernel does
+    if threads is None:
+        return current
+    limit = config.NUMBA_NUM_THREADS
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or not 1 <= threads <= limit:
+        raise ValueError(f"threads must be a whole number from 1 to {limit} (numba's pool, NUMBA_NUM_THREADS), "
+                         f"got {threads!r}")
+    return int(threads)
+
+
+@contextlib.contextmanager
+def numba_threads(threads=None):
+    """Run the block's parallel kernels on `threads` threads (None: numba's setting for the calling
+    thread, numba.set_num_threads or NUMBA_NUM_THREADS), then restore the caller's setting.
+    numba's setting is per calling thread, so other threads' calls are not affected, and OpenMP's
+    (torch's) count is left as it was (see `thread_count`)."""
+    threads = check_threads(threads)
+    before = get_num_threads()
+    set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        set_num_threads(before)

@@ -94,3 +94,68 @@ def test_threads_with_the_torch_backend_is_refused():
     probs = np.full((2, 4, 4), 0.5, np.float32)
     with pytest.raises(ValueError, match="threads=2 applies to the numba backend"):
         dense_crf(image, probs, threads=2, backend="torch")
+
+
+# Each public entry point as the first numba work of a fresh process (where numba's OpenMP pool
+# starts, and would set OpenMP's, so torch's, thread count to NUMBA_NUM_THREADS = 4), then again on
+# one thread: the caller's numba and torch counts stay, and the two results are the same bits.
+ENTRY_SCRIPT = """
+import sys
+import numba
+import numpy as np
+import torch
+
+name = sys.argv[1]
+rng = np.random.default_rng(0)
+image = rng.integers(0, 256, (190, 200, 3), dtype=np.uint8)
+probs = rng.random((4, 190, 200)).astype(np.float32) + 0.1
+probs /= probs.sum(0)
+
+
+def run(threads):
+    if name == "lattice":
+        from pixseg.crf import PermutohedralLattice
+        from pixseg.crf.features import appearance_features
+
+        lattice = PermutohedralLattice(appearance_features(image, 30.0, 10.0), threads=threads)
+        return lattice.filter(probs.reshape(4, -1))
+    if name == "densecrf":
+        import pixseg.crf.densecrf as dcrf
+
+        model = dcrf.DenseCRF2D(200, 190, 4)
+        model.setUnaryEnergy(-np.log(probs).reshape(4, -1))
+        model.addPairwiseBilateral(sxy=30, srgb=10, rgbim=image, compat=3, kernel=dcrf.FULL_KERNEL)
+        return np.array(model.inference(2))
+    from pixseg.crf import CRFasRNN
+
+    layer = CRFasRNN(4, iterations=2, backend="numba", threads=threads)
+    logits = torch.from_numpy(np.log(probs))[None].requires_grad_()
+    out = layer(logits, torch.from_numpy(image).permute(2, 0, 1)[None])
+    out.square().sum().backward()
+    return np.concatenate([out.detach().numpy().ravel(), logits.grad.numpy().ravel()])
+
+
+# pydensecrf's API has no thread argument: it follows numba's setting.
+first = run(None if name == "densecrf" else 3)
+kept = torch.get_num_threads() == 2 and numba.get_num_threads() == 4
+numba.set_num_threads(1)
+second = run(None if name == "densecrf" else 1)
+print(kept, first.tobytes() == second.tobytes())
+"""
+
+
+@pytest.mark.parametrize("name", ["lattice", "densecrf", "crfrnn"])
+def test_every_entry_point_keeps_thread_settings_and_bits(name):
+    env = {**os.environ, "NUMBA_NUM_THREADS": "4", "OMP_NUM_THREADS": "2"}
+    result = subprocess.run([sys.executable, "-c", ENTRY_SCRIPT, name], env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["True", "True"], result.stdout
+
+
+def test_importing_the_crf_does_not_import_torch():
+    script = ("import sys; import pixseg.crf; print('torch' in sys.modules); "
+              "from pixseg.crf import CRFasRNN; print('torch' in sys.modules, CRFasRNN.__name__)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["False", "True", "CRFasRNN"], result.stdout

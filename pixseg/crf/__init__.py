@@ -6,10 +6,10 @@ on the numba backend), `features` (per-pixel lattice features), `kernels` (norma
 message operator), `meanfield` (the inference loop), `inference` (dense_crf, input checks), `exact`
 (O(N^2) ground truth), `crfrnn` (CRF as RNN: mean field as a trainable torch layer), `params`,
 `heap` (an opt-in: glibc keeps freed memory for the next call). Importing the package changes
-nothing in the host process.
+nothing in the host process, and does not import torch: `CRFasRNN`, a torch layer, is imported on
+first use.
 """
 
-from pixseg.crf.crfrnn import CRFasRNN
 from pixseg.crf.exact import exact_filter
 from pixseg.crf.heap import keep_freed_memory
 from pixseg.crf.inference import dense_crf, dense_crf_batch
@@ -19,3 +19,11 @@ from pixseg.crf.pos import pos_crf
 
 __all__ = ["CRFasRNN", "CRF_PRESETS", "DEFAULT_PRESET", "PermutohedralLattice", "dense_crf", "dense_crf_batch",
            "exact_filter", "keep_freed_memory", "pos_crf"]
+
+
+def __getattr__(name):
+    if name == "CRFasRNN":
+        from pixseg.crf.crfrnn import CRFasRNN
+
+        return CRFasRNN
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

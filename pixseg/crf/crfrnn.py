@@ -31,6 +31,7 @@ from pixseg.crf.exact import exact_filter
 from pixseg.crf.features import appearance_features, smoothness_features
 from pixseg.crf.inference import _check_iterations, _check_kernel
 from pixseg.crf.kernels import symmetric_norm
+from pixseg.jit import check_threads, numba_threads
 
 # The paper's deploy settings (its Caffe and PyTorch releases): bilateral kernel weight 5 with
 # bandwidths 160 px and 3 colour levels, spatial kernel weight 3 with 3 px; 5 iterations in
@@ -59,15 +60,21 @@ class _NumbaKernel:
     """A normalised Gaussian kernel D^-1/2 K D^-1/2 on the numba lattice of N x d features; the
     splat's gather table is built once and serves every forward and backward call."""
 
-    def __init__(self, features):
-        lattice = numba_lattice.PermutohedralLattice(features)
+    def __init__(self, features, threads=None):
+        self.threads = threads
+        lattice = numba_lattice.PermutohedralLattice(features, threads=threads)
         norm = symmetric_norm(lattice)[:, None]
         self.offsets, self.num_vertices, self.chains = lattice.offsets, lattice.num_vertices, lattice.chains
-        self.table = numba_lattice.splat_table(lattice.offsets, lattice.weights * norm, lattice.num_vertices,
-                                               numba_lattice.table_parts(lattice.num_points))
+        with numba_threads(threads):
+            self.table = numba_lattice.splat_table(lattice.offsets, lattice.weights * norm, lattice.num_vertices,
+                                                   numba_lattice.table_parts(lattice.num_points))
         self.slice_weights = lattice.weights * (norm * lattice.alpha)
 
     def __call__(self, values, transpose):
+        with numba_threads(self.threads):
+            return self._filter(values, transpose)
+
+    def _filter(self, values, transpose):
         rows = np.ascontiguousarray(values.detach().cpu().numpy(), dtype=np.float32)
         vertex_values = np.empty((self.num_vertices, rows.shape[1]), np.float32)
         numba_lattice.splat(rows, *self.table, vertex_values)
@@ -114,7 +121,7 @@ class _ExactKernel:
         return torch.from_numpy(out).to(values.device, values.dtype)
 
 
-_KERNELS = {"numba": _NumbaKernel, "torch": _TorchKernel, "exact": _ExactKernel}
+_KERNELS = {"torch": _TorchKernel, "exact": _ExactKernel}
 
 
 class CRFasRNN(nn.Module):
@@ -128,17 +135,21 @@ class CRFasRNN(nn.Module):
     learn: which of "appearance", "smoothness" (the C x C kernel weight matrices) and
         "compatibility" (the C x C mu) train; True for all, False for none (a fixed dense CRF).
     backend: "auto" (numba on the CPU, torch elsewhere), "numba", "torch" or "exact".
+    threads: how many threads the numba backend's kernels use (None: numba's setting for the
+        calling thread at each call); the result is the same to the bit on any number. torch's
+        own operations follow torch's setting; neither is changed.
     Images are uint8 or floats in 0..255, RGB, on any device; they get no gradient.
     """
 
     def __init__(self, num_classes, iterations=5, appearance=APPEARANCE, smoothness=SMOOTHNESS, *,
-                 eval_iterations=None, learn=True, backend="auto"):
+                 eval_iterations=None, learn=True, backend="auto", threads=None):
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 1:
             raise ValueError(f"num_classes must be a whole number >= 1, got {num_classes!r}")
         if backend not in BACKENDS:
             raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
         self.num_classes, self.backend = int(num_classes), backend
+        self.threads = None if threads is None else check_threads(threads)
         self.iterations = _check_iterations(iterations)
         self.eval_iterations = self.iterations if eval_iterations is None else _check_iterations(eval_iterations)
         w_a, self.theta_a, self.theta_b = _check_kernel("appearance", appearance, ("w", "theta_a", "theta_b"))
@@ -177,6 +188,8 @@ class CRFasRNN(nn.Module):
                     smoothness_features(pixels.shape[0], pixels.shape[1], self.theta_g)]
         if backend == "torch":
             features = [torch.from_numpy(f).to(device) for f in features]
+        if backend == "numba":
+            return [_NumbaKernel(f, self.threads) for f in features]
         return [_KERNELS[backend](f) for f in features]
 
 

@@ -7,14 +7,11 @@ and colours I in 0..255, Potts compatibility unless a C x C matrix is given. Inf
 normalisation follow the reference implementation (pydensecrf), whose labels it reproduces.
 """
 
-import contextlib
-import ctypes
 import numbers
-import os
 import sys
 
 import numpy as np
-from numba import config, get_num_threads, prange, set_num_threads
+from numba import prange
 from tqdm import tqdm
 
 from pixseg.crf.features import appearance_features, smoothness_features
@@ -23,7 +20,7 @@ from pixseg.crf.grid_lattice import GridLattice
 from pixseg.crf.lattice import PermutohedralLattice
 from pixseg.crf.meanfield import MIN_SHARES, mean_field_numba, mean_field_torch
 from pixseg.crf.params import DEFAULT_APPEARANCE, DEFAULT_ITERATIONS, DEFAULT_SMOOTHNESS
-from pixseg.jit import jit
+from pixseg.jit import check_threads, jit, numba_threads
 
 BACKENDS = ("auto", "numba", "torch")
 SUM_TOLERANCE = 1e-3  # |sum_c p_c - 1| allowed per pixel; more is an error, never renormalised
@@ -80,7 +77,7 @@ def dense_crf(image, probs=None, *, iterations=DEFAULT_ITERATIONS, appearance=DE
     kernels = [kernel for kernel in kernels if kernel[2] > 0] if iterations > 0 else []
 
     if backend == "numba":
-        with _numba_threads(1 if height * width < SERIAL_BELOW else threads):
+        with numba_threads(1 if height * width < SERIAL_BELOW else threads):
             operator = numba_operator(kernels, height, width, theta_g)
             labels, q = mean_field_numba(_to_numpy(values).reshape(channels, -1), is_unary, operator, compat,
                                          iterations if kernels else 0, label_dtype)
@@ -146,48 +143,13 @@ def dense_crf_batch(images, probs_list=None, *, unary=None, progress=False, **op
     return results
 
 
-def _numba_thread_count():
-    """numba.get_num_threads(), without the side effect of its first call: that call starts numba's
-    thread pool, and numba's OpenMP layer then sets OpenMP's thread count to the pool's size
-    (NUMBA_NUM_THREADS). torch shares the process's libgomp, so torch would run on that many
-    threads from then on. OpenMP's count is put back as it was."""
-    try:
-        gomp = ctypes.CDLL("libgomp.so.1", mode=os.RTLD_NOLOAD)  # only if the process has it already
-    except (OSError, AttributeError):
-        return get_num_threads()
-    before = gomp.omp_get_max_threads()
-    threads = get_num_threads()
-    if gomp.omp_get_max_threads() != before:
-        gomp.omp_set_num_threads(before)
-    return threads
-
-
-@contextlib.contextmanager
-def _numba_threads(threads):
-    """numba's thread count for the calling thread set to `threads` for the block (numba's setting
-    is per calling thread, so other threads' calls are not affected), then restored."""
-    before = _numba_thread_count()
-    set_num_threads(threads)
-    try:
-        yield
-    finally:
-        set_num_threads(before)
-
-
 def _check_threads(threads, backend):
     if backend == "torch":
         if threads is not None:
             raise ValueError(f"threads={threads!r} applies to the numba backend; the torch backend uses "
                              f"torch.set_num_threads")
         return None
-    current = _numba_thread_count()  # before any parallel kernel runs (see _numba_thread_count)
-    if threads is None:
-        return current
-    limit = config.NUMBA_NUM_THREADS
-    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or not 1 <= threads <= limit:
-        raise ValueError(f"threads must be a whole number from 1 to {limit} (numba's pool, NUMBA_NUM_THREADS), "
-                         f"got {threads!r}")
-    return int(threads)
+    return check_threads(threads)
 
 
 def _is_tensor(value):

@@ -37,7 +37,7 @@ from numba import get_num_threads, prange
 
 from pixseg.crf.lanes import add_scaled, blur_step
 from pixseg.crf.prefetch import prefetch_row
-from pixseg.jit import jit
+from pixseg.jit import check_threads, jit, numba_threads
 
 # Reassociation and contraction only: energies may legitimately be +-inf, so no "ninf"/"nnan".
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
@@ -578,10 +578,17 @@ class PermutohedralLattice:
     `offsets`, `weights` (N x (d+1): each point's simplex vertices and barycentric weights),
     `chains` (the blur's (vertices, bounds, axis_starts), see `_chains`), `num_vertices` (M),
     `alpha`, and `numbering`: "first_seen", or "key" when there are at least key_order_from
-    vertices (see the module doc; None: never).
+    vertices (see the module doc; None: never). threads: how many threads building and filtering
+    use (None: numba's setting for the calling thread when the lattice is made); the result is
+    the same to the bit on any number.
     """
 
-    def __init__(self, features, key_order_from=None):
+    def __init__(self, features, key_order_from=None, *, threads=None):
+        self.threads = check_threads(threads)
+        with numba_threads(self.threads):
+            self._build(features, key_order_from)
+
+    def _build(self, features, key_order_from):
         features = np.ascontiguousarray(features, dtype=np.float32)
         if features.ndim != 2 or features.shape[0] == 0 or features.shape[1] == 0:
             raise ValueError(f"lattice features must be a non-empty N x d array, got shape {features.shape}")
@@ -611,6 +618,10 @@ class PermutohedralLattice:
         values = np.asarray(values)
         if values.ndim != 2 or values.shape[1] != self.num_points:
             raise ValueError(f"values to filter must be C x {self.num_points}, got shape {values.shape}")
+        with numba_threads(self.threads):
+            return self._filter(values)
+
+    def _filter(self, values):
         if values.shape[0] == 1 and (values == 1).all():
             return _filter_ones(self.offsets, self.weights, self.num_vertices, *self.chains, self.alpha)[None]
         rows = np.ascontiguousarray(values.T, dtype=np.float32)
