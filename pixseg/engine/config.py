@@ -49,6 +49,12 @@ class OptimConfig:
     head_lr_mult: float = 1.0
     # No weight decay on biases and normalisation weights (every parameter of one dimension).
     no_decay_norm_bias: bool = False
+    # Linear warm-up: the learning rate rises from warmup_factor * lr to the schedule's over the
+    # first warmup_iters updates (large batches diverge at the full rate from random heads).
+    warmup_iters: int = 0
+    warmup_factor: float = 0.001
+    # Largest norm of the gradient (all parameters together) an update uses; null: unclipped.
+    clip_grad_norm: float | None = None
 
 
 @dataclass
@@ -64,7 +70,18 @@ class TrainConfig:
     loss: dict = field(default_factory=lambda: {"name": "ce"})
     # Weight of the loss on a model's auxiliary output, for models that return one in training.
     aux_weight: float = 0.4
+    # Images per process and batch; under torchrun each of N processes loads its own.
     batch_size: int = 8
+    # Batches whose gradients add up before each update: an update sees batch_size * accumulate
+    # images per process, with the memory of batch_size.
+    accumulate: int = 1
+    # Mixed precision: forward passes under autocast (bfloat16 on CPU, float16 with a gradient
+    # scaler on CUDA), the loss in float32; validation runs under autocast too.
+    amp: bool = False
+    # Weights and images in channels-last memory layout (faster convolutions on tensor cores).
+    channels_last: bool = False
+    # Under torchrun: batch norm statistics over every process's batch (CUDA only).
+    sync_batchnorm: bool = False
     # Exactly one of the two sets the length of training; epochs are converted once the dataset
     # size is known.
     iterations: int | None = 1000
@@ -173,10 +190,18 @@ def _check(config: TrainConfig, source: str) -> TrainConfig:
         fail("optim.crf_lr_mult", config.optim.crf_lr_mult, "a positive number")
     if config.optim.head_lr_mult <= 0:
         fail("optim.head_lr_mult", config.optim.head_lr_mult, "a positive number")
+    if config.optim.warmup_iters < 0:
+        fail("optim.warmup_iters", config.optim.warmup_iters, "an integer >= 0")
+    if not 0 < config.optim.warmup_factor <= 1:
+        fail("optim.warmup_factor", config.optim.warmup_factor, "a number in (0, 1]")
+    if config.optim.clip_grad_norm is not None and not config.optim.clip_grad_norm > 0:
+        fail("optim.clip_grad_norm", config.optim.clip_grad_norm, "a positive number, or null for no clipping")
     if config.aux_weight < 0:
         fail("aux_weight", config.aux_weight, "a number >= 0")
     if config.batch_size < 1:
         fail("batch_size", config.batch_size, "an integer >= 1")
+    if config.accumulate < 1:
+        fail("accumulate", config.accumulate, "an integer >= 1 (batches per update)")
     if (config.iterations is None) == (config.epochs is None):
         raise ValueError(
             f"{source}: set exactly one of iterations ({config.iterations!r}) and epochs "

@@ -1,4 +1,5 @@
-"""The training loop: SGD (or Adam) with poly decay, periodic validation, atomic resumable checkpoints."""
+"""The training loop: SGD (or Adam) with poly decay, periodic validation, atomic resumable checkpoints;
+one process, or several under torchrun (DistributedDataParallel, see pixseg.engine.distributed)."""
 
 from __future__ import annotations
 
@@ -10,20 +11,24 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from pixseg.data.transforms import TrainTransform
+from pixseg.engine import distributed
 from pixseg.engine.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from pixseg.engine.config import TrainConfig, config_from_dict
 from pixseg.engine.datasets import open_split, resolved
 from pixseg.engine.evaluate import evaluate
 from pixseg.engine.holdout import split_holdout
+from pixseg.engine.precision import as_float, autocast, grad_scaler
 from pixseg.io import check_output_folder, json_text, remove_stale_temporaries, write_text
 from pixseg.losses import create_loss, weight_method
 from pixseg.models import CRFRNN, FCN, create_model
 
 CHECKPOINT_NAME = "checkpoint.pt"
+# The weights of the validation with the highest mIoU so far, beside the last ones.
+BEST_NAME = "best.pt"
 LOG_NAME = "metrics.jsonl"
 LOG_EVERY = 10
 
@@ -113,25 +118,38 @@ class SeededSamples(Dataset):
 
 class ResumableBatches:
     """Batches of (index, seed) for steps start..total: each epoch is a permutation fixed by
-    (seed, epoch), so any step's batch can be regenerated without replaying earlier ones."""
+    (seed, epoch), so any step's batch can be regenerated without replaying earlier ones. One of
+    `world_size` processes (rank) takes its DistributedSampler share of each epoch, reshuffled per
+    epoch by set_epoch; every sample's seed is unique across the processes."""
 
-    def __init__(self, num_samples: int, batch_size: int, seed: int, start: int, total: int):
+    def __init__(self, num_samples: int, batch_size: int, seed: int, start: int, total: int,
+                 rank: int = 0, world_size: int = 1):
         self.num_samples, self.batch_size = num_samples, batch_size
         self.seed, self.start, self.total = seed, start, total
-        self.per_epoch = num_samples // batch_size
+        self.rank, self.world_size = rank, world_size
+        self.sampler = None if world_size == 1 else DistributedSampler(
+            range(num_samples), num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        self.per_epoch = num_samples // world_size // batch_size
 
     def __len__(self):
         return self.total - self.start
+
+    def _order(self, epoch: int) -> list[int]:
+        if self.sampler is None:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            return torch.randperm(self.num_samples, generator=generator).tolist()
+        self.sampler.set_epoch(epoch)
+        return list(self.sampler)
 
     def __iter__(self):
         epoch, order = -1, None
         for step in range(self.start, self.total):
             if step // self.per_epoch != epoch:
                 epoch = step // self.per_epoch
-                generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-                order = torch.randperm(self.num_samples, generator=generator).tolist()
+                order = self._order(epoch)
             first = (step % self.per_epoch) * self.batch_size
-            yield [(index, self.seed * 1_000_003 + step * self.batch_size + offset)
+            slot = (step * self.world_size + self.rank) * self.batch_size
+            yield [(index, self.seed * 1_000_003 + slot + offset)
                    for offset, index in enumerate(order[first:first + self.batch_size])]
 
 
@@ -142,14 +160,21 @@ def training_split(config: TrainConfig, held_out: bool = False):
     return held if held_out else fit
 
 
-def total_iterations(config: TrainConfig, num_samples: int) -> int:
+def total_iterations(config: TrainConfig, num_samples: int, world_size: int = 1) -> int:
+    """Updates in the run; an epoch is the updates that each see batch_size * accumulate new images
+    on each of world_size processes."""
     if config.iterations is not None:
         return config.iterations
-    return config.epochs * (num_samples // config.batch_size)
+    return config.epochs * (num_samples // (config.batch_size * config.accumulate * world_size))
 
 
-def poly_schedule(total: int, power: float):
-    return lambda step: (1 - min(step, total) / total) ** power
+def poly_schedule(total: int, power: float, warmup_iters: int = 0, warmup_factor: float = 1.0):
+    """The learning rate factor after `step` updates: poly decay, times a linear warm-up from
+    warmup_factor to 1 over the first warmup_iters updates."""
+    def factor(step):
+        warm = 1.0 if step >= warmup_iters else warmup_factor + (1 - warmup_factor) * step / warmup_iters
+        return warm * (1 - min(step, total) / total) ** power
+    return factor
 
 
 def parameter_groups(model: torch.nn.Module, optim) -> list[dict]:
@@ -184,6 +209,38 @@ def training_loss(criterion, outputs, labels: torch.Tensor, aux_weight: float) -
     if "aux" in outputs:
         loss = loss + aux_weight * criterion(outputs["aux"], labels)
     return loss
+
+
+def forward_backward(model, criterion, scaler, images: torch.Tensor, labels: torch.Tensor, *,
+                     accumulate: int = 1, aux_weight: float = 0.4, amp: bool = False) -> torch.Tensor:
+    """Add to the parameters' gradients those of the loss on a batch, split into `accumulate`
+    equal parts that run one after the other (the memory of one part); each part's loss is divided
+    by `accumulate`, so the gradients are those of the mean loss over the whole batch. Forward
+    passes run under autocast with `amp`, the loss in float32. Returns the batch's loss."""
+    total = torch.zeros((), device=images.device)
+    parts = list(zip(images.chunk(accumulate), labels.chunk(accumulate)))
+    for index, (part_images, part_labels) in enumerate(parts):
+        # Across processes, gradients are averaged once, after the last part.
+        with distributed.no_sync(model, skip=index < len(parts) - 1):
+            with autocast(images.device, amp):
+                outputs = model(part_images)
+            loss = training_loss(criterion, as_float(outputs), part_labels, aux_weight) / len(parts)
+            scaler.scale(loss).backward()
+        total += loss.detach()
+    return total
+
+
+def apply_update(model, optimizer, scaler, clip_grad_norm: float | None = None) -> float | None:
+    """The optimiser step on the gradients forward_backward left: unscaled, then clipped to a total
+    norm of clip_grad_norm; returns the norm before clipping (None when not clipping). A float16
+    step whose gradients overflowed is skipped by the scaler, which lowers its scale."""
+    norm = None
+    if clip_grad_norm is not None:
+        scaler.unscale_(optimizer)
+        norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm))
+    scaler.step(optimizer)
+    scaler.update()
+    return norm
 
 
 def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -269,142 +326,203 @@ def restore_training(state: dict, model, optimizer, scheduler, log_path: Path) -
     load_weights(model, state, log_path.parent / CHECKPOINT_NAME)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    restore_rng_state(state["rng"], next(model.parameters()).device)
-    _truncate_log(log_path, state["step"])
+    # A run of several processes saved each one's generators.
+    rng = state["rng_ranks"][distributed.rank()] if "rng_ranks" in state else state["rng"]
+    restore_rng_state(rng, next(model.parameters()).device)
+    if distributed.is_main():
+        _truncate_log(log_path, state["step"])
     return state["step"]
 
 
 def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
           progress: bool = True) -> Path:
-    """Train a model as `config` says, writing checkpoint.pt and metrics.jsonl under out_dir.
+    """Train a model as `config` says, writing checkpoint.pt, best.pt and metrics.jsonl under out_dir.
 
     With resume=True an existing checkpoint in out_dir is continued from its step, with the
     same data order, augmentation, optimiser and random state; only the keys in NEUTRAL_KEYS may
     differ from the saved config. A folder holding a run is refused unless resume or overwrite
     (start again) is given. Ctrl-C saves the last finished step; a diverging loss stops the run
     with the last good checkpoint kept. Returns the checkpoint path.
+
+    Called in every process torchrun started (after distributed.process_group), it trains one
+    DistributedDataParallel model: each process loads its own batch_size images per batch, and
+    rank 0 alone reads and writes the files and shows progress.
     """
     out_dir = Path(out_dir)
-    checkpoint_path, log_path = out_dir / CHECKPOINT_NAME, out_dir / LOG_NAME
+    checkpoint_path, log_path, best_path = out_dir / CHECKPOINT_NAME, out_dir / LOG_NAME, out_dir / BEST_NAME
     if resume and overwrite:
         raise ValueError("--resume continues the run in --out and --overwrite replaces it: give one")
-    check_output_folder(out_dir)
-    previous = [path.name for path in (checkpoint_path, log_path) if path.exists()]
-    if previous and not (resume or overwrite):
-        raise ValueError(f"{out_dir} already holds a training run ({', '.join(previous)}); "
-                         f"pass --resume to continue it or --overwrite to start it again")
+    distributed.on_main(lambda: _check_run_folder(out_dir, resume, overwrite))
     if config.data.root is None:
         raise ValueError("no dataset given: set data.root in the config or pass --data DIR")
     # Stored absolute, so the checkpoint finds its data from any working folder.
     config = dataclasses.replace(config, data=dataclasses.replace(config.data, root=os.path.abspath(config.data.root)))
-    device = resolve_device(config.device)
+    device = distributed.local_device(resolve_device(config.device))
+    world = distributed.world_size()
     torch.manual_seed(config.seed)
 
     train_set = training_split(config)
     # The checkpoint records which dataset and how many classes the model was trained for.
     config = dataclasses.replace(config, data=resolved(config.data, train_set))
     data = config.data
-    if len(train_set) < config.batch_size:
-        raise ValueError(f"{data.root}: split {data.train_split!r} has {len(train_set)} images, "
-                         f"fewer than batch_size {config.batch_size}")
+    per_update = config.batch_size * config.accumulate
+    if len(train_set) < per_update * world:
+        raise ValueError(f"{data.root}: split {data.train_split!r} has {len(train_set)} images, fewer than "
+                         f"batch_size {config.batch_size} x accumulate {config.accumulate} x {world} process(es)")
     val_set = open_split(data, data.val_split) if data.val_split else None
-    total = total_iterations(config, len(train_set))
+    total = total_iterations(config, len(train_set), world)
 
     model = build_model(config).to(device)
-    criterion = build_loss(config, train_set, progress).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    criterion = build_loss(config, train_set, progress and distributed.is_main()).to(device)
     optimizer = build_optimizer(config, model)
-    schedule = poly_schedule(total, config.optim.poly_power)
+    schedule = poly_schedule(total, config.optim.poly_power, config.optim.warmup_iters, config.optim.warmup_factor)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    scaler = grad_scaler(device, config.amp)
+    if distributed.active():
+        # Each process its own dropout masks (the weights are rank 0's, broadcast by DDP).
+        torch.manual_seed(config.seed * 1_000_003 + distributed.rank())
 
-    # Only this run writes here: what a killed writer left is garbage.
-    remove_stale_temporaries(checkpoint_path)
-    remove_stale_temporaries(log_path)
-    start = 0
-    if config.model.get("init") is not None and not (resume and checkpoint_path.exists()):
+    state = distributed.on_main(lambda: _open_run(out_dir, config, resume, overwrite, world))
+    start, best = 0, None
+    if state is None and config.model.get("init") is not None:
         load_initial_weights(model, config.model["init"])
-    if resume and checkpoint_path.exists():
-        state = load_checkpoint(checkpoint_path)
-        differences = _config_differences(state["config"], config.to_dict(), TrainConfig().to_dict())
-        if differences:
-            raise ValueError(f"cannot resume {checkpoint_path}: the config differs in what changes the result: "
-                             + "; ".join(differences) + " (start again with --overwrite or another --out)")
+    if state is not None:
         start = restore_training(state, model, optimizer, scheduler, log_path)
-    elif overwrite:
-        checkpoint_path.unlink(missing_ok=True)
-    _truncate_log(log_path, start)
+        # Absent from checkpoints written before these existed: no scaler state, no best yet.
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        best = state.get("best")
+    net = model
+    model = distributed.wrap_model(net, device, config.sync_batchnorm)
     saved = start if start else None
 
     def save(step):
         nonlocal saved
-        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
             raise ValueError(f"training diverged: the weights hold inf or NaN after step {step}; "
                              f"{_kept(checkpoint_path, saved)} (lower optim.lr, now {config.optim.lr})")
-        save_checkpoint(checkpoint_path, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "rng": rng_state(device),
-            "step": step, "total": total, "config": config.to_dict(), "dataset": train_set.metadata(),
-        })
+        rngs = distributed.gather(rng_state(device))
+        if distributed.is_main():
+            save_checkpoint(checkpoint_path, {
+                "model": net.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": rngs[0],
+                **({"rng_ranks": rngs} if world > 1 else {}), "world_size": world, "best": best,
+                "step": step, "total": total, "config": config.to_dict(), "dataset": train_set.metadata(),
+            })
         saved = step
 
     if start >= total:
         return checkpoint_path
 
+    if distributed.is_main() and (world > 1 or config.accumulate > 1):
+        accumulated = f", {config.accumulate} batches accumulated per update" if config.accumulate > 1 else ""
+        print(f"batch size: {config.batch_size} per process{accumulated}; {per_update * world} images per update "
+              f"in total ({world} process(es))")
     transform = TrainTransform(data.crop_size, scale_range=data.scale_range, flip=data.flip)
     loader = DataLoader(
         SeededSamples(train_set, transform),
-        batch_sampler=ResumableBatches(len(train_set), config.batch_size, config.seed, start, total),
+        batch_sampler=ResumableBatches(len(train_set), per_update, config.seed, start, total,
+                                       distributed.rank(), world),
         num_workers=data.num_workers, pin_memory=device.type == "cuda",
         # Its own generator: the loader draws a seed per iterator, which must not shift the global
         # RNG that dropout uses, or a resumed run would diverge from an uninterrupted one.
         generator=torch.Generator().manual_seed(config.seed),
     )
+    layout = torch.channels_last if config.channels_last else torch.preserve_format
     model.train()
-    bar = tqdm(loader, total=total, initial=start, desc="train", unit="it", disable=not progress,
-               dynamic_ncols=True)
+    bar = tqdm(loader, total=total, initial=start, desc="train", unit="it",
+               disable=not progress or not distributed.is_main(), dynamic_ncols=True)
     started = time.perf_counter()
     # `done`: the last step whose update finished; `updating`: inside an update, where an
     # interrupted run's weights are half old, half new and must not be saved.
     done, updating, last_loss = start, False, None
     try:
         for step, (images, labels) in enumerate(bar, start=start + 1):
-            images = images.to(device, non_blocking=True)
+            images = images.to(device, non_blocking=True, memory_format=layout)
             labels = labels.to(device, non_blocking=True)
-            loss = training_loss(criterion, model(images), labels, config.aux_weight)
-            if not math.isfinite(loss.item()):
+            optimizer.zero_grad(set_to_none=True)
+            loss = forward_backward(model, criterion, scaler, images, labels, accumulate=config.accumulate,
+                                    aux_weight=config.aux_weight, amp=config.amp)
+            # The mean over the processes: each decides alike whether the run diverged.
+            loss = distributed.mean_across(loss)
+            if not math.isfinite(loss):
                 before = "no step before it" if last_loss is None else f"{last_loss:.4g} at step {step - 1}"
-                raise ValueError(f"training diverged: the loss became {loss.item()} at step {step} "
+                raise ValueError(f"training diverged: the loss became {loss} at step {step} "
                                  f"(last finite loss {before}); {_kept(checkpoint_path, saved)} "
                                  f"(lower optim.lr, now {config.optim.lr})")
-            last_loss = loss.item()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            last_loss = loss
             updating = True
-            optimizer.step()
+            grad_norm = apply_update(model, optimizer, scaler, config.optim.clip_grad_norm)
             scheduler.step()
             done, updating = step, False
             lr = config.optim.lr * schedule(step)
             bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}")
-            if step % LOG_EVERY == 0 or step == total:
+            if distributed.is_main() and (step % LOG_EVERY == 0 or step == total):
                 _append_log(log_path, {"step": step, "loss": last_loss, "lr": lr,
+                                       **({} if grad_norm is None else {"grad_norm": grad_norm}),
                                        "seconds": round(time.perf_counter() - started, 2)})
             if val_set is not None and (step % config.val_every == 0 or step == total):
-                metrics = evaluate(model, val_set, device, progress=False)
+                metrics = evaluate(net, val_set, device, progress=False, amp=config.amp)
                 model.train()
-                _append_log(log_path, {"step": step, "split": data.val_split,
-                                       **{k: v for k, v in metrics.items() if k != "iou"}})
-                bar.write(f"step {step}: {data.val_split} mIoU {metrics['miou']:.4f} "
-                          f"pixel acc {metrics['pixel_acc']:.4f} fg recall {metrics['fg_recall']:.4f}")
+                if best is None or metrics["miou"] > best["miou"]:
+                    best = {"miou": metrics["miou"], "step": step}
+                    if distributed.is_main():
+                        save_checkpoint(best_path, {"model": net.state_dict(), "step": step, "total": total,
+                                                    "miou": metrics["miou"], "config": config.to_dict(),
+                                                    "dataset": train_set.metadata()})
+                if distributed.is_main():
+                    _append_log(log_path, {"step": step, "split": data.val_split,
+                                           **{k: v for k, v in metrics.items() if k != "iou"}})
+                    bar.write(f"step {step}: {data.val_split} mIoU {metrics['miou']:.4f} "
+                              f"pixel acc {metrics['pixel_acc']:.4f} fg recall {metrics['fg_recall']:.4f}")
             if step % config.checkpoint_every == 0 or step == total:
                 save(step)
     except KeyboardInterrupt:
         bar.close()
-        if not updating and done != saved:
+        # Saving gathers every process's state, which interrupted processes cannot give.
+        if not updating and done != saved and not distributed.active():
             save(done)
         raise TrainingInterrupted(f"training stopped at step {done} of {total}; {_kept(checkpoint_path, saved)}; "
                                   f"continue with --resume") from None
     except (ValueError, OSError) as error:
         raise _loader_error(error) from None
     return checkpoint_path
+
+
+def _check_run_folder(out_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse an unusable output folder, or one holding a run, unless resumed or overwritten."""
+    check_output_folder(out_dir)
+    previous = [name for name in (CHECKPOINT_NAME, LOG_NAME, BEST_NAME) if (out_dir / name).exists()]
+    if previous and not (resume or overwrite):
+        raise ValueError(f"{out_dir} already holds a training run ({', '.join(previous)}); "
+                         f"pass --resume to continue it or --overwrite to start it again")
+
+
+def _open_run(out_dir: Path, config: TrainConfig, resume: bool, overwrite: bool, world: int) -> dict | None:
+    """Ready out_dir for the run: the checkpoint to continue from (None to start afresh), checked
+    against the config and number of processes; the log cut back to where the run restarts."""
+    checkpoint_path, log_path = out_dir / CHECKPOINT_NAME, out_dir / LOG_NAME
+    # Only this run writes here: what a killed writer left is garbage.
+    for path in (checkpoint_path, log_path, out_dir / BEST_NAME):
+        remove_stale_temporaries(path)
+    state = None
+    if resume and checkpoint_path.exists():
+        state = load_checkpoint(checkpoint_path)
+        differences = _config_differences(state["config"], config.to_dict(), TrainConfig().to_dict())
+        if differences:
+            raise ValueError(f"cannot resume {checkpoint_path}: the config differs in what changes the result: "
+                             + "; ".join(differences) + " (start again with --overwrite or another --out)")
+        # Which images each process sees, and every process's random state, depend on their number.
+        if state.get("world_size", 1) != world:
+            raise ValueError(f"cannot resume {checkpoint_path}: it was trained by {state.get('world_size', 1)} "
+                             f"process(es), and {world} run now (launch as many with torchrun --nproc_per_node)")
+    elif overwrite:
+        checkpoint_path.unlink(missing_ok=True)
+        (out_dir / BEST_NAME).unlink(missing_ok=True)
+    _truncate_log(log_path, state["step"] if state else 0)
+    return state
 
 
 def _kept(checkpoint_path: Path, step: int | None) -> str:
