@@ -13,7 +13,7 @@ import torch
 from pixseg.data import VOCSegmentation
 from pixseg.data.synthetic import make_synthetic_voc
 from pixseg.engine.evaluate import evaluate, predict_probs
-from pixseg.engine.train import ResumableBatches, build_model
+from pixseg.engine.train import ResumableBatches, build_model, load_trained_model
 from pixseg.metrics import ConfusionMatrix
 from pixseg.models import create_model
 
@@ -65,6 +65,11 @@ def test_two_processes_train(two_process_run, tiny_voc):
     assert [(r["step"], "split" in r) for r in records] == [(3, True), (4, False), (4, True)]  # written once
     assert records[1]["loss"] > 0 and records[2]["num_images"] == 5
     assert torch.load(out / "best.pt", weights_only=True)["step"] in (3, 4)
+    # The processes' validation at step 4 scored the saved weights (batch norm statistics too) as
+    # one process scores them.
+    model, _ = load_trained_model(out / "checkpoint.pt")
+    single = evaluate(model, VOCSegmentation(tiny_voc, "val"), "cpu", progress=False)
+    assert records[2] == {"step": 4, "split": "val", **{k: v for k, v in single.items() if k != "iou"}}
     # The weights moved from where the seed put them: the processes trained.
     torch.manual_seed(0)
     from pixseg.engine.config import config_from_dict

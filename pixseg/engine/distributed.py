@@ -79,6 +79,15 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
 
+def broadcast_buffers(module: torch.nn.Module) -> None:
+    """Give every process rank 0's buffers (batch norm statistics). DistributedDataParallel sends them
+    at the start of each training forward, and each process's own batch then moves its copy: before
+    an evaluation, every process must score the same network, the one rank 0 saves."""
+    if active():
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
+
+
 def no_sync(model: torch.nn.Module, skip: bool):
     """A block whose backward keeps its gradients local (accumulated, not yet averaged across
     processes) when `skip`; the averaging then happens once, in the last accumulation step."""

@@ -464,6 +464,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, ove
                                        **({} if grad_norm is None else {"grad_norm": grad_norm}),
                                        "seconds": round(time.perf_counter() - started, 2)})
             if val_set is not None and (step % config.val_every == 0 or step == total):
+                distributed.broadcast_buffers(net)
                 metrics = evaluate(net, val_set, device, progress=False, amp=config.amp)
                 model.train()
                 if best is None or metrics["miou"] > best["miou"]:
