@@ -148,6 +148,10 @@ def test_sharded_evaluation_equals_one_process(tiny_voc, tmp_path):
             metrics = evaluate(model, VOCSegmentation({str(tiny_voc)!r}, "val"), "cpu", progress=False)
             with open(f"metrics_{{os.environ['RANK']}}.json", "w") as handle:
                 json.dump(metrics, handle)
+            try:
+                distributed.wrap_model(model, torch.device("cpu"), sync_batchnorm=True)
+            except ValueError as error:
+                open(f"sync_{{os.environ['RANK']}}.txt", "w").write(str(error))
     """))
     run = torchrun(str(script), cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -163,3 +167,5 @@ def test_sharded_evaluation_equals_one_process(tiny_voc, tmp_path):
     for rank in (0, 1):
         assert torch.equal(torch.load(tmp_path / f"matrix_{rank}.pt"), matrix.matrix)
         assert (tmp_path / f"metrics_{rank}.json").read_text() == json.dumps(single)
+        # torch's SyncBatchNorm has no CPU kernel: said before training starts.
+        assert "sync_batchnorm = true needs CUDA" in (tmp_path / f"sync_{rank}.txt").read_text()
