@@ -8,23 +8,17 @@ import pytest
 import torch
 
 import pixseg.engine.train as train_module
-from pixseg.data.synthetic import make_synthetic_voc
 from pixseg.engine.config import load_config
 from pixseg.engine.precision import grad_scaler
 from pixseg.engine.train import apply_update, forward_backward, poly_schedule, train
-
-
-@pytest.fixture(scope="module")
-def tiny_voc(tmp_path_factory):
-    return make_synthetic_voc(tmp_path_factory.mktemp("voc"), n_train=10, n_val=3, size=(40, 40), seed=1,
-                              progress=False)
+from tests.test_train import tiny_config as train_tiny_config
+from tests.test_train import tiny_voc  # noqa: F401 (a fixture)
 
 
 def tiny_config(root, **extra):
-    overrides = [f"data.root={root}", "model.width=0.0625", "data.crop_size=32", "batch_size=2",
-                 "iterations=4", "val_every=1", "checkpoint_every=2", "data.num_classes=21",
-                 *[f"{k}={v}" for k, v in extra.items()]]
-    return load_config("experiment_quick", overrides)
+    """test_train's tiny run, validated after every step; the class count fixed, so a model can be
+    built from it before training resolves the dataset's."""
+    return train_tiny_config(root, **{"val_every": 1, "data.num_classes": 21, **extra})
 
 
 def records(folder):
