@@ -169,3 +169,13 @@ def test_sharded_evaluation_equals_one_process(tiny_voc, tmp_path):
         assert (tmp_path / f"metrics_{rank}.json").read_text() == json.dumps(single)
         # torch's SyncBatchNorm has no CPU kernel: said before training starts.
         assert "sync_batchnorm = true needs CUDA" in (tmp_path / f"sync_{rank}.txt").read_text()
+
+
+def test_other_commands_refuse_to_run_under_torchrun(monkeypatch, capsys):
+    from pixseg.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["datasets"]) == 2
+    assert "only `pixseg train` runs on several" in capsys.readouterr().err
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert main(["datasets"]) == 0

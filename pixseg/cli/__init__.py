@@ -55,6 +55,8 @@ def main(argv=None) -> int:
     # from (pixseg/crf/heap.py); the library never changes it behind a caller's back.
     keep_freed_memory()
     try:
+        if "WORLD_SIZE" in os.environ and not getattr(args, "multiprocess", False):
+            _refuse_torchrun(args.command)
         return args.func(args) or 0
     except (CommandError, FileNotFoundError, ValueError) as error:
         # Validation errors across the package are ValueError subclasses with messages written for
@@ -65,6 +67,15 @@ def main(argv=None) -> int:
         # Ctrl-C: where the command stopped (training says how to resume), not a traceback.
         print(f"pixseg {args.command}: interrupted" + (f": {error}" if str(error) else ""), file=sys.stderr)
         return 130
+
+
+def _refuse_torchrun(command: str) -> None:
+    """Every process torchrun starts would run the whole command and write the same files."""
+    from pixseg.engine.distributed import launched
+
+    if launched():
+        raise CommandError(f"torchrun started {os.environ['WORLD_SIZE']} processes, but only `pixseg train` "
+                           f"runs on several; run `pixseg {command}` as one process")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ def register(subparsers):
     again = parser.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue the run in --out")
     again.add_argument("--overwrite", action="store_true", help="start again, replacing the run in --out")
-    parser.set_defaults(func=run)
+    # The one subcommand torchrun may start several of (pixseg.cli.main refuses the others).
+    parser.set_defaults(func=run, multiprocess=True)
 
 
 def run(args):
