@@ -156,3 +156,25 @@ def test_bad_inputs_raise_clear_errors():
         ConfusionMatrix(3, ignore_index=2)
     with pytest.raises(ValueError, match="num_classes"):
         ConfusionMatrix(0)
+
+
+def test_region_matches_counts_regions_matched_one_to_one():
+    from pixseg.metrics import RegionMatches
+
+    target = np.array([[1, 1, 0, 0, 2],
+                       [1, 1, 0, 0, 2],
+                       [0, 0, 0, 255, 2],
+                       [0, 0, 0, 0, 0]])
+    pred = np.array([[1, 1, 0, 1, 2],    # the class-1 object and a one-pixel spurious class-1 blob
+                     [1, 0, 0, 0, 2],    # class 2: 2 of its 3 pixels
+                     [0, 0, 0, 2, 0],    # a class-2 pixel on void: in no region
+                     [0, 2, 0, 0, 0]])   # a spurious class-2 blob
+    regions = RegionMatches(3)
+    regions.update(pred, target)
+    scores = regions.compute()
+    # Predicted: background 1 (8-connected around the void pixel), class 1: 2, class 2: 2 -> 5.
+    # Ground truth: 3. Matched: background (IoU 10/14), the class-1 object (3/4), class 2 (2/3).
+    assert (scores["regions_predicted"], scores["regions_truth"], scores["regions_matched"]) == (5, 3, 3)
+    assert scores["region_precision"] == pytest.approx(3 / 5) and scores["region_recall"] == 1.0
+    regions.update(np.zeros((2, 2), dtype=int), np.full((2, 2), 255))
+    assert regions.compute()["regions_predicted"] == 5  # an all-void image adds no region

@@ -15,6 +15,7 @@ SUBCOMMANDS = (
     "demo",
     "experiment",
     "zoo",
+    "adversarial-study",
     "synth",
     "synth-video",
     "train",

@@ -90,12 +90,21 @@ class TrainConfig:
     checkpoint_every: int = 500
     seed: int = 0
     device: str = "auto"
+    # Adversarial training (pixseg.adversarial): null for none, or {lambda, discriminator, tau,
+    # channels, optim, start_after}; keys left out take ADVERSARIAL_DEFAULTS.
+    adversarial: dict | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+# Not the paper's values, which are not published: a term small next to the segmentation loss, and
+# a discriminator learning slowly enough that it does not win at once.
+ADVERSARIAL_DEFAULTS = {
+    "lambda": 0.1, "discriminator": "product", "tau": 0.9, "channels": 32, "start_after": 0,
+    "optim": {"name": "adam", "lr": 1e-4, "momentum": 0.9, "weight_decay": 0.0, "poly_power": 0.9},
+}
 
 
 def _build(cls, values: dict, where: str):
@@ -177,15 +186,7 @@ def _check(config: TrainConfig, source: str) -> TrainConfig:
         raise ValueError(f"{source}: {key} = {value!r}; expected {expected}")
 
     _check_model(config.model, source)
-    if config.optim.name not in OPTIMIZERS:
-        fail("optim.name", config.optim.name, f"one of {', '.join(OPTIMIZERS)}")
-    if config.optim.lr <= 0:
-        fail("optim.lr", config.optim.lr, "a positive number")
-    if not 0 <= config.optim.momentum < 1:
-        fail("optim.momentum", config.optim.momentum, "a number in [0, 1)")
-    for key in ("weight_decay", "poly_power"):
-        if getattr(config.optim, key) < 0:
-            fail(f"optim.{key}", getattr(config.optim, key), "a number >= 0")
+    _check_optim(config.optim, "optim", fail)
     if not config.optim.crf_lr_mult > 0:
         fail("optim.crf_lr_mult", config.optim.crf_lr_mult, "a positive number")
     if config.optim.head_lr_mult <= 0:
@@ -230,7 +231,60 @@ def _check(config: TrainConfig, source: str) -> TrainConfig:
         fail("data.scale_range", list(config.data.scale_range), "[low, high] with 0 < low <= high")
     if "name" not in config.loss:
         fail("loss", config.loss, "a mapping with a 'name' key, e.g. {name: fused, ws: 0.5, wp: 0.5}")
+    if config.adversarial is not None:
+        try:
+            config.adversarial = _adversarial(config.adversarial)
+        except ValueError as error:
+            raise type(error)(f"{source}: {error}") from None
     return config
+
+
+def _check_optim(optim: OptimConfig, prefix: str, fail) -> None:
+    if optim.name not in OPTIMIZERS:
+        fail(f"{prefix}.name", optim.name, f"one of {', '.join(OPTIMIZERS)}")
+    if optim.lr <= 0:
+        fail(f"{prefix}.lr", optim.lr, "a positive number")
+    if not 0 <= optim.momentum < 1:
+        fail(f"{prefix}.momentum", optim.momentum, "a number in [0, 1)")
+    for key in ("weight_decay", "poly_power"):
+        if getattr(optim, key) < 0:
+            fail(f"{prefix}.{key}", getattr(optim, key), "a number >= 0")
+
+
+def _adversarial(spec: dict) -> dict:
+    """The adversarial section complete (defaults for the keys left out), typed and in range."""
+    from pixseg.adversarial import DISCRIMINATORS
+
+    def fail(key, value, expected):
+        raise ValueError(f"{key} = {value!r}; expected {expected}")
+
+    defaults = ADVERSARIAL_DEFAULTS
+    unknown = sorted(set(spec) - set(defaults))
+    if unknown:
+        raise ValueError(f"adversarial: unknown key(s) {', '.join(unknown)}; valid keys are {', '.join(defaults)}")
+    optim = spec.get("optim") or {}
+    if not isinstance(optim, dict):
+        fail("adversarial.optim", optim, "a mapping, e.g. {name: adam, lr: 0.0001}")
+    unknown = sorted(set(optim) - set(defaults["optim"]))
+    if unknown:
+        raise ValueError(f"adversarial.optim: unknown key(s) {', '.join(unknown)}; valid keys are "
+                         f"{', '.join(defaults['optim'])}")
+    hints = {"lambda": float, "discriminator": str, "tau": float, "channels": int, "start_after": int}
+    full = {key: _typed(spec.get(key, defaults[key]), hint, f"adversarial.{key}") for key, hint in hints.items()}
+    optim = _build(OptimConfig, {**defaults["optim"], **optim}, "adversarial.optim")
+    _check_optim(optim, "adversarial.optim", fail)
+    full["optim"] = {key: getattr(optim, key) for key in defaults["optim"]}
+    if full["lambda"] <= 0:
+        fail("adversarial.lambda", full["lambda"], "a positive number (leave adversarial out to train without)")
+    if full["discriminator"] not in DISCRIMINATORS:
+        fail("adversarial.discriminator", full["discriminator"], f"one of {', '.join(DISCRIMINATORS)}")
+    if not 0.5 < full["tau"] <= 1:
+        fail("adversarial.tau", full["tau"], "a number in (0.5, 1], so the true class keeps the most mass")
+    if full["channels"] < 1:
+        fail("adversarial.channels", full["channels"], "an integer >= 1")
+    if full["start_after"] < 0:
+        fail("adversarial.start_after", full["start_after"], "an integer >= 0")
+    return full
 
 
 def _check_model(model, source: str) -> None:

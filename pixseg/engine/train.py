@@ -14,10 +14,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
+from pixseg.adversarial import AdversarialTraining
 from pixseg.data.transforms import TrainTransform
 from pixseg.engine import distributed
 from pixseg.engine.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
-from pixseg.engine.config import TrainConfig, config_from_dict
+from pixseg.engine.config import OptimConfig, TrainConfig, config_from_dict
 from pixseg.engine.datasets import open_split, resolved
 from pixseg.engine.evaluate import evaluate
 from pixseg.engine.holdout import split_holdout
@@ -212,11 +213,14 @@ def training_loss(criterion, outputs, labels: torch.Tensor, aux_weight: float) -
 
 
 def forward_backward(model, criterion, scaler, images: torch.Tensor, labels: torch.Tensor, *,
-                     accumulate: int = 1, aux_weight: float = 0.4, amp: bool = False) -> torch.Tensor:
+                     accumulate: int = 1, aux_weight: float = 0.4, amp: bool = False,
+                     adversary: AdversarialTraining | None = None, step: int = 0) -> torch.Tensor:
     """Add to the parameters' gradients those of the loss on a batch, split into `accumulate`
     equal parts that run one after the other (the memory of one part); each part's loss is divided
     by `accumulate`, so the gradients are those of the mean loss over the whole batch. Forward
-    passes run under autocast with `amp`, the loss in float32. Returns the batch's loss."""
+    passes run under autocast with `amp`, the loss in float32. With an `adversary`, each part's
+    loss is its hybrid loss at `step` (the discriminator's step follows the update). Returns the
+    batch's loss."""
     total = torch.zeros((), device=images.device)
     parts = list(zip(images.chunk(accumulate), labels.chunk(accumulate)))
     for index, (part_images, part_labels) in enumerate(parts):
@@ -224,7 +228,11 @@ def forward_backward(model, criterion, scaler, images: torch.Tensor, labels: tor
         with distributed.no_sync(model, skip=index < len(parts) - 1):
             with autocast(images.device, amp):
                 outputs = model(part_images)
-            loss = training_loss(criterion, as_float(outputs), part_labels, aux_weight) / len(parts)
+            outputs = as_float(outputs)
+            loss = training_loss(criterion, outputs, part_labels, aux_weight)
+            if adversary is not None:
+                loss = adversary.hybrid_loss(step, part_images, outputs, part_labels, loss)
+            loss = loss / len(parts)
             scaler.scale(loss).backward()
         total += loss.detach()
     return total
@@ -244,8 +252,11 @@ def apply_update(model, optimizer, scaler, clip_grad_norm: float | None = None) 
 
 
 def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
-    o = config.optim
-    params = parameter_groups(model, o)
+    return create_optimizer(parameter_groups(model, config.optim), config.optim)
+
+
+def create_optimizer(params, o) -> torch.optim.Optimizer:
+    """The optimiser OptimConfig `o` names, over `params` (parameters or parameter groups)."""
     if o.name == "sgd":
         return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
     if o.name == "adam":
@@ -320,12 +331,15 @@ class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C during training; the message says where the run stopped and what holds its state."""
 
 
-def restore_training(state: dict, model, optimizer, scheduler, log_path: Path) -> int:
+def restore_training(state: dict, model, optimizer, scheduler, log_path: Path, adversary=None) -> int:
     """Continue from a checkpoint (of the run in log_path's folder): weights, optimiser, schedule
-    and every RNG as saved, and the log cut back to the saved step, which is returned."""
+    (the discriminator's too, when training adversarially) and every RNG as saved, and the log cut
+    back to the saved step, which is returned."""
     load_weights(model, state, log_path.parent / CHECKPOINT_NAME)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
+    if adversary is not None:
+        adversary.load_state_dict(state["adversarial"])
     # A run of several processes saved each one's generators.
     rng = state["rng_ranks"][distributed.rank()] if "rng_ranks" in state else state["rng"]
     restore_rng_state(rng, next(model.parameters()).device)
@@ -380,6 +394,15 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, ove
     schedule = poly_schedule(total, config.optim.poly_power, config.optim.warmup_iters, config.optim.warmup_factor)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     scaler = grad_scaler(device, config.amp)
+    adversary = None
+    if config.adversarial is not None:
+        if world > 1:
+            raise ValueError("adversarial training runs in one process: its discriminator is not shared across "
+                             "processes; launch without torchrun, or leave the adversarial section out")
+        optim = OptimConfig(**config.adversarial["optim"])
+        adversary = AdversarialTraining(config.adversarial, data.num_classes, device,
+                                        lambda params: create_optimizer(params, optim),
+                                        poly_schedule(total, optim.poly_power), train_set.ignore_index)
     if distributed.active():
         # Each process its own dropout masks (the weights are rank 0's, broadcast by DDP).
         torch.manual_seed(config.seed * 1_000_003 + distributed.rank())
@@ -389,7 +412,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, ove
     if state is None and config.model.get("init") is not None:
         load_initial_weights(model, config.model["init"])
     if state is not None:
-        start = restore_training(state, model, optimizer, scheduler, log_path)
+        start = restore_training(state, model, optimizer, scheduler, log_path, adversary)
         # Absent from checkpoints written before these existed: no scaler state, no best yet.
         if state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
@@ -403,6 +426,10 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, ove
         if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
             raise ValueError(f"training diverged: the weights hold inf or NaN after step {step}; "
                              f"{_kept(checkpoint_path, saved)} (lower optim.lr, now {config.optim.lr})")
+        if adversary is not None and not adversary.parameters_finite():
+            raise ValueError(f"training diverged: the discriminator's weights hold inf or NaN after step {step}; "
+                             f"{_kept(checkpoint_path, saved)} (lower adversarial.optim.lr, now "
+                             f"{config.adversarial['optim']['lr']})")
         rngs = distributed.gather(rng_state(device))
         if distributed.is_main():
             save_checkpoint(checkpoint_path, {
@@ -410,6 +437,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, ove
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": rngs[0],
                 **({"rng_ranks": rngs} if world > 1 else {}), "world_size": world, "best": best,
                 "step": step, "total": total, "config": config.to_dict(), "dataset": train_set.metadata(),
+                **({"adversarial": adversary.state_dict()} if adversary is not None else {}),
             })
         saved = step
 
@@ -444,7 +472,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, ove
             labels = labels.to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
             loss = forward_backward(model, criterion, scaler, images, labels, accumulate=config.accumulate,
-                                    aux_weight=config.aux_weight, amp=config.amp)
+                                    aux_weight=config.aux_weight, amp=config.amp, adversary=adversary, step=step)
             # The mean over the processes: each decides alike whether the run diverged.
             loss = distributed.mean_across(loss)
             if not math.isfinite(loss):
@@ -456,11 +484,13 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, ove
             updating = True
             grad_norm = apply_update(model, optimizer, scaler, config.optim.clip_grad_norm)
             scheduler.step()
+            logged = adversary.discriminator_step() if adversary is not None else {}
             done, updating = step, False
             lr = config.optim.lr * schedule(step)
-            bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}")
+            bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}",
+                            **{key: f"{value:.3f}" for key, value in logged.items() if key != "seg_loss"})
             if distributed.is_main() and (step % LOG_EVERY == 0 or step == total):
-                _append_log(log_path, {"step": step, "loss": last_loss, "lr": lr,
+                _append_log(log_path, {"step": step, "loss": last_loss, "lr": lr, **logged,
                                        **({} if grad_norm is None else {"grad_norm": grad_norm}),
                                        "seconds": round(time.perf_counter() - started, 2)})
             if val_set is not None and (step % config.val_every == 0 or step == total):
