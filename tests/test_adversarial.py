@@ -64,6 +64,16 @@ def test_discriminators_give_one_logit_per_image_of_any_size(kind):
     assert not torch.allclose(discriminator(image, maps), other)
 
 
+def test_the_discriminator_sees_image_and_map_average_pooled():
+    torch.manual_seed(0)
+    pooled = Discriminator(3, "product", channels=4, downsample=2)
+    full = Discriminator(3, "product", channels=4, downsample=1)
+    full.load_state_dict(pooled.state_dict())
+    image, maps = torch.randn(2, 3, 8, 8), torch.softmax(torch.randn(2, 3, 8, 8), 1)
+    pool = torch.nn.functional.avg_pool2d
+    torch.testing.assert_close(pooled(image, maps), full(pool(image, 2), pool(maps, 2)))
+
+
 def test_an_unknown_discriminator_is_refused():
     with pytest.raises(ValueError, match="expected one of basic, product, scaling"):
         Discriminator(3, "patch")
@@ -161,6 +171,7 @@ def test_config_fills_defaults_and_refuses_bad_values_in_one_line(tiny_voc):
         ("adversarial.lambda=-1", "adversarial.lambda = -1.0; expected a positive number"),
         ("adversarial.discriminator=patch", "adversarial.discriminator = 'patch'; expected one of basic"),
         ("adversarial.tau=0.3", "adversarial.tau = 0.3; expected a number in (0.5, 1]"),
+        ("adversarial.downsample=0", "adversarial.downsample = 0; expected an integer >= 1"),
         ("adversarial.start_after=1.5", "adversarial.start_after = 1.5; expected a whole number"),
         ("adversarial.weight=1", "adversarial: unknown key(s) weight; valid keys are lambda"),
         ("adversarial.optim.head_lr_mult=2", "adversarial.optim: unknown key(s) head_lr_mult"),

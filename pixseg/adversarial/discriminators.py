@@ -11,7 +11,10 @@ softmax. Three ways to show it to the discriminator, after Luc et al. (2016):
   probabilities (`scaled_ground_truth`): a one-hot map is told from a softmax by its values alone
   (exact 0s and 1s), which teaches the segmenter nothing about the structure of its labelling.
 
-The trunk after the input is the same for the three: 3x3 convolutions with ReLUs, two 2x poolings,
+The image and the map are first average-pooled by `downsample`: the paper's discriminators saw
+label maps at their segmenter's output stride (8), and at full resolution the discriminator would
+cost many times the narrow segmenters trained on a CPU. The trunk after the input is the same for
+the three: 3x3 convolutions with ReLUs, two 2x poolings,
 a 1x1 convolution to one channel and a global average, giving one logit per image (real > 0). No
 normalisation layer: real and predicted maps go through in separate batches, and batch statistics
 would tell them apart by themselves.
@@ -60,13 +63,14 @@ def _conv(in_channels: int, out_channels: int) -> list[nn.Module]:
 class Discriminator(nn.Module):
     """a(image, maps): one logit per image, > 0 for "a ground-truth map", for the `kind` of input
     (one of DISCRIMINATORS; scaling is the basic network, the softening is applied to the maps
-    before they come in). `channels` sets the width: the trunk runs at 2x and 4x it."""
+    before they come in). `channels` sets the width: the trunk runs at 2x and 4x it; `downsample`
+    the average pooling of image and maps before the first layer."""
 
-    def __init__(self, num_classes: int, kind: str = "product", channels: int = 32):
+    def __init__(self, num_classes: int, kind: str = "product", channels: int = 16, downsample: int = 4):
         super().__init__()
         if kind not in DISCRIMINATORS:
             raise ValueError(f"discriminator {kind!r}; expected one of {', '.join(DISCRIMINATORS)}")
-        self.kind = kind
+        self.kind, self.downsample = kind, downsample
         if kind == "product":
             self.maps = nn.Sequential(*_conv(3 * num_classes, 2 * channels))
         else:
@@ -79,6 +83,10 @@ class Discriminator(nn.Module):
         )
 
     def forward(self, image: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+        if self.downsample > 1:
+            # ceil_mode: an image smaller than the factor still gives one cell.
+            image = F.avg_pool2d(image, self.downsample, ceil_mode=True)
+            maps = F.avg_pool2d(maps, self.downsample, ceil_mode=True)
         if self.kind == "product":
             features = self.maps(product_input(image, maps))
         else:

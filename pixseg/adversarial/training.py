@@ -33,7 +33,8 @@ class AdversarialTraining:
         self.start_after = settings["start_after"]
         self.tau = settings["tau"] if settings["discriminator"] == "scaling" else None
         self.ignore_index = ignore_index
-        self.discriminator = Discriminator(num_classes, settings["discriminator"], settings["channels"]).to(device)
+        self.discriminator = Discriminator(num_classes, settings["discriminator"], settings["channels"],
+                                           settings["downsample"]).to(device)
         self.optimizer = optimizer(self.discriminator.parameters())
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
         # What hybrid_loss saw since the last discriminator step: the batch parts, and the values to log.

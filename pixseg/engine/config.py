@@ -91,7 +91,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     # Adversarial training (pixseg.adversarial): null for none, or {lambda, discriminator, tau,
-    # channels, optim, start_after}; keys left out take ADVERSARIAL_DEFAULTS.
+    # channels, downsample, start_after, optim}; keys left out take ADVERSARIAL_DEFAULTS.
     adversarial: dict | None = None
 
     def to_dict(self) -> dict:
@@ -102,7 +102,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 # Not the paper's values, which are not published: a term small next to the segmentation loss, and
 # a discriminator learning slowly enough that it does not win at once.
 ADVERSARIAL_DEFAULTS = {
-    "lambda": 0.1, "discriminator": "product", "tau": 0.9, "channels": 32, "start_after": 0,
+    "lambda": 0.1, "discriminator": "product", "tau": 0.9, "channels": 16, "downsample": 4, "start_after": 0,
     "optim": {"name": "adam", "lr": 1e-4, "momentum": 0.9, "weight_decay": 0.0, "poly_power": 0.9},
 }
 
@@ -269,7 +269,8 @@ def _adversarial(spec: dict) -> dict:
     if unknown:
         raise ValueError(f"adversarial.optim: unknown key(s) {', '.join(unknown)}; valid keys are "
                          f"{', '.join(defaults['optim'])}")
-    hints = {"lambda": float, "discriminator": str, "tau": float, "channels": int, "start_after": int}
+    hints = {"lambda": float, "discriminator": str, "tau": float, "channels": int, "downsample": int,
+             "start_after": int}
     full = {key: _typed(spec.get(key, defaults[key]), hint, f"adversarial.{key}") for key, hint in hints.items()}
     optim = _build(OptimConfig, {**defaults["optim"], **optim}, "adversarial.optim")
     _check_optim(optim, "adversarial.optim", fail)
@@ -280,8 +281,9 @@ def _adversarial(spec: dict) -> dict:
         fail("adversarial.discriminator", full["discriminator"], f"one of {', '.join(DISCRIMINATORS)}")
     if not 0.5 < full["tau"] <= 1:
         fail("adversarial.tau", full["tau"], "a number in (0.5, 1], so the true class keeps the most mass")
-    if full["channels"] < 1:
-        fail("adversarial.channels", full["channels"], "an integer >= 1")
+    for key in ("channels", "downsample"):
+        if full[key] < 1:
+            fail(f"adversarial.{key}", full[key], "an integer >= 1")
     if full["start_after"] < 0:
         fail("adversarial.start_after", full["start_after"], "an integer >= 0")
     return full
