@@ -127,7 +127,8 @@ def test_resume_refuses_another_number_of_processes(two_process_run, tiny_voc, t
 
 def test_sharded_evaluation_equals_one_process(tiny_voc, tmp_path):
     # 5 images on 2 processes: shares of 3 and 2, where DistributedSampler would repeat one. Each
-    # process keeps the confusion matrix its scores come from.
+    # process keeps the confusion matrix its scores come from. Then what validation in training
+    # relies on: the batch norm statistics every process scores with are rank 0's.
     script = tmp_path / "evaluate.py"
     script.write_text(textwrap.dedent(f"""
         import json, os, torch
@@ -152,6 +153,13 @@ def test_sharded_evaluation_equals_one_process(tiny_voc, tmp_path):
                 distributed.wrap_model(model, torch.device("cpu"), sync_batchnorm=True)
             except ValueError as error:
                 open(f"sync_{{os.environ['RANK']}}.txt", "w").write(str(error))
+            # A training forward on each process's own batch moves each one's batch norm statistics.
+            net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+            batch = torch.full((2, 3, 8, 8), float(os.environ["RANK"]))
+            distributed.wrap_model(net, torch.device("cpu"), sync_batchnorm=False)(batch)
+            own = net[1].running_mean.clone()
+            distributed.broadcast_buffers(net)
+            torch.save([own, net[1].running_mean], f"buffers_{{os.environ['RANK']}}.pt")
     """))
     run = torchrun(str(script), cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -169,6 +177,8 @@ def test_sharded_evaluation_equals_one_process(tiny_voc, tmp_path):
         assert (tmp_path / f"metrics_{rank}.json").read_text() == json.dumps(single)
         # torch's SyncBatchNorm has no CPU kernel: said before training starts.
         assert "sync_batchnorm = true needs CUDA" in (tmp_path / f"sync_{rank}.txt").read_text()
+    (own_0, shared_0), (own_1, shared_1) = (torch.load(tmp_path / f"buffers_{rank}.pt") for rank in (0, 1))
+    assert not torch.equal(own_0, own_1) and torch.equal(shared_0, own_0) and torch.equal(shared_1, own_0)
 
 
 def test_other_commands_refuse_to_run_under_torchrun(monkeypatch, capsys):
