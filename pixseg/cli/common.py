@@ -1,10 +1,12 @@
-"""Arguments shared by several subcommands: device, dataset and CRF post-processing."""
+"""Arguments shared by several subcommands: device, dataset, inference mode and CRF post-processing."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
+from pixseg.engine.inference import MODES, InferenceConfig, check_inference
 from pixseg.engine.refine import CRF_MODES, make_refiner
 
 
@@ -81,6 +83,66 @@ def config_from_args(args):
     if args.device != "auto":
         overrides.append(f"device={json.dumps(args.device)}")
     return load_config(args.config, overrides)
+
+
+# The command-line flag of each inference setting.
+INFERENCE_FLAGS = {"mode": "--mode", "crop": "--crop", "stride": "--stride", "scales": "--scales", "flip": "--flip",
+                   "batch_size": "--eval-batch-size", "workers": "--eval-workers"}
+
+
+def add_inference_arguments(parser: argparse.ArgumentParser, batching: bool = True) -> None:
+    """--mode, --crop, --stride, --scales, --flip (and, for commands that score a split,
+    --eval-batch-size and --eval-workers); unset ones keep the config's inference section."""
+    group = parser.add_argument_group("inference (default: the config's inference section, else whole images)")
+    group.add_argument("--mode", choices=MODES, default=None,
+                       help="whole: the image in one pass; slide: windows of --crop, overlapping logits averaged; "
+                            "multiscale: the image at each of --scales (and mirrored with --flip), logits averaged")
+    group.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"), default=None,
+                       help="window size for slide (and for multiscale, which then slides at each scale)")
+    group.add_argument("--stride", type=int, nargs=2, metavar=("H", "W"), default=None,
+                       help="step between windows (default: two thirds of the crop)")
+    group.add_argument("--scales", default=None, metavar="S,S,...", help="multiscale: e.g. 0.75,1,1.25")
+    group.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                       help="multiscale: also predict the mirrored image")
+    if batching:
+        group.add_argument("--eval-batch-size", type=int, default=None, dest="batch_size",
+                           help="images per forward pass when scoring a split (results do not change)")
+        group.add_argument("--eval-workers", type=int, default=None, dest="workers",
+                           help="processes reading images when scoring a split (results do not change)")
+
+
+def inference_arguments(args) -> dict:
+    """The inference settings given on the command line, as InferenceConfig field values."""
+    given = {key: getattr(args, key, None) for key in INFERENCE_FLAGS}
+    given = {key: value for key, value in given.items() if value is not None}
+    for key in ("crop", "stride"):
+        if key in given:
+            given[key] = tuple(given[key])
+    if "scales" in given:
+        try:
+            given["scales"] = tuple(float(value) for value in given["scales"].split(","))
+        except ValueError:
+            raise ValueError(f"--scales {given['scales']!r}: expected numbers separated by commas, "
+                             "e.g. 0.75,1,1.25") from None
+    return given
+
+
+def inference_from_args(args, base: InferenceConfig) -> InferenceConfig:
+    """`base` (a trained config's inference section) with the command line's settings; a --mode
+    given starts that mode's windows and scales afresh, so the trained mode's leave no trace."""
+    given = inference_arguments(args)
+    if "mode" in given:
+        base = dataclasses.replace(base, crop=None, stride=None, scales=(1.0,), flip=False)
+    return check_inference(dataclasses.replace(base, **given),
+                           lambda key: INFERENCE_FLAGS[key] if key in given else f"inference.{key}")
+
+
+def inference_overrides(args) -> list[str]:
+    """The command line's inference settings as config overrides (inference.mode=slide, ...),
+    checked now, before any work."""
+    inference_from_args(args, InferenceConfig())
+    return [f"inference.{key}={json.dumps(list(value) if isinstance(value, tuple) else value)}"
+            for key, value in inference_arguments(args).items()]
 
 
 def add_crf_arguments(parser: argparse.ArgumentParser) -> None:

@@ -3,8 +3,8 @@
 import os
 from pathlib import Path
 
-from pixseg.cli.common import (add_crf_arguments, add_data_arguments, add_device_argument, crf_options_from_args,
-                               data_from_args, refiner_from_args)
+from pixseg.cli.common import (add_crf_arguments, add_data_arguments, add_device_argument, add_inference_arguments,
+                               crf_options_from_args, data_from_args, inference_from_args, refiner_from_args)
 
 
 def register(subparsers):
@@ -13,8 +13,10 @@ def register(subparsers):
     add_data_arguments(parser, "dataset folder as its archive unpacks (default: the one the model trained on)")
     parser.add_argument("--split", default="val")
     parser.add_argument("--out", default=None,
-                        help="folder for metrics_SPLIT[_MODEcrf_SETTINGS].json (default: beside the checkpoint)")
+                        help="folder for metrics_SPLIT[_INFERENCE][_MODEcrf_SETTINGS].json "
+                             "(default: beside the checkpoint)")
     add_device_argument(parser)
+    add_inference_arguments(parser)
     add_crf_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -38,21 +40,26 @@ def format_metrics(metrics: dict, class_names) -> str:
 def run(args):
     from pixseg.engine.datasets import check_model_classes, open_split
     from pixseg.engine.evaluate import evaluate
+    from pixseg.engine.inference import prediction_settings, settings_name
     from pixseg.engine.train import load_trained_model, resolve_device
     from pixseg.io import check_output_file, check_output_folder, file_digest, json_text, write_text
 
     out = check_output_folder(Path(args.out) if args.out else Path(args.checkpoint).parent)
     crf = crf_parameters(args)
-    path = check_output_file(out / f"metrics_{args.split}{settings_suffix(args.crf, crf)}.json")
     device = resolve_device(args.device)
     model, config = load_trained_model(args.checkpoint, device)
+    inference = inference_from_args(args, config.inference)
+    path = check_output_file(out / f"metrics_{args.split}{settings_name(inference)}"
+                                   f"{settings_suffix(args.crf, crf)}.json")
     dataset = open_split(data_from_args(args, config.data), args.split)
     check_model_classes(dataset, config.data.num_classes, args.checkpoint)
     refine = refiner_from_args(args, default_cache=out / "pos_cache",
                                image_paths=[dataset.image_path(i) for i in range(len(dataset))])
-    metrics = evaluate(model, dataset, device, refine=refine, desc=f"eval {args.split} (crf: {args.crf})")
+    metrics = evaluate(model, dataset, device, refine=refine, inference=inference,
+                       desc=f"eval {args.split} ({inference.mode}, crf: {args.crf})")
     print(format_metrics(metrics, dataset.classes))
-    write_text(path, json_text({"split": args.split, "crf": args.crf, "crf_parameters": crf,
+    write_text(path, json_text({"split": args.split, "inference": prediction_settings(inference),
+                                "crf": args.crf, "crf_parameters": crf,
                                 "checkpoint": os.path.abspath(args.checkpoint),
                                 "checkpoint_sha256": file_digest(args.checkpoint), "data": str(dataset.root),
                                 **metrics, **dataset.metadata()}))

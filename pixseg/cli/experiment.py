@@ -1,6 +1,7 @@
 """`pixseg experiment`: Liu & Lew's study (3 FCNs x 2 losses x 3 post-processings) with a report."""
 
-from pixseg.cli.common import add_data_arguments, add_device_argument, data_overrides
+from pixseg.cli.common import (add_data_arguments, add_device_argument, add_inference_arguments, data_overrides,
+                               inference_overrides)
 
 MODELS = "fcn32s,fcn16s,fcn8s"
 
@@ -19,6 +20,7 @@ def add_experiment_arguments(parser, default_out: str) -> None:
     parser.add_argument("--boundaries", choices=("learned", "gradient"), default="learned",
                         help="objectness boundaries: learned from the training masks first, or training-free")
     add_device_argument(parser)
+    add_inference_arguments(parser)
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides")
 
 
@@ -37,5 +39,6 @@ def run(args):
     check_output_folder(args.out)
     run_experiment(args.out, args.data, [m.strip() for m in args.models.split(",") if m.strip()],
                    budget=getattr(args, "budget", "quick"), device=args.device, pretrained=args.pretrained,
-                   workers=args.workers, overrides=[*data_overrides(args), *args.overrides],
+                   workers=args.workers, overrides=[*data_overrides(args), *inference_overrides(args),
+                                                    *args.overrides],
                    schedule=args.schedule, boundaries=args.boundaries)

@@ -1,6 +1,7 @@
 """`pixseg predict`: label maps and overlays for image files."""
 
-from pixseg.cli.common import add_crf_arguments, add_device_argument, refiner_from_args
+from pixseg.cli.common import (add_crf_arguments, add_device_argument, add_inference_arguments, inference_from_args,
+                               refiner_from_args)
 
 
 def register(subparsers):
@@ -10,6 +11,7 @@ def register(subparsers):
     parser.add_argument("--out", required=True, help="folder for <name>.png and <name>_overlay.png")
     parser.add_argument("--save-probs", action="store_true", help="also write <name>_probs.npy (CxHxW)")
     add_device_argument(parser)
+    add_inference_arguments(parser, batching=False)
     add_crf_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -23,8 +25,9 @@ def run(args):
 
     check_output_folder(args.out)
     device = resolve_device(args.device)
-    model, _ = load_trained_model(args.checkpoint, device)
+    model, config = load_trained_model(args.checkpoint, device)
+    inference = inference_from_args(args, config.inference)
     refine = refiner_from_args(args, default_cache=Path(args.out) / "pos_cache", image_paths=args.images)
     written = predict_files(model, args.images, args.out, device, refine=refine, save_probs=args.save_probs,
-                            metadata=trained_metadata(args.checkpoint))
+                            metadata=trained_metadata(args.checkpoint), inference=inference)
     print(f"wrote {len(written)} label maps to {args.out}")

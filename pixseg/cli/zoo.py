@@ -1,6 +1,7 @@
 """`pixseg zoo`: every architecture at one budget on one dataset; accuracy, cost and report.html."""
 
-from pixseg.cli.common import add_data_arguments, add_device_argument, data_overrides
+from pixseg.cli.common import (add_data_arguments, add_device_argument, add_inference_arguments, data_overrides,
+                               inference_overrides)
 
 
 def register(subparsers):
@@ -15,6 +16,7 @@ def register(subparsers):
                         help="quick: narrow nets from scratch on a CPU; full: the published configurations")
     parser.add_argument("--workers", type=int, default=2, help="processes training models on a CPU")
     add_device_argument(parser)
+    add_inference_arguments(parser)
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides")
     parser.set_defaults(func=run)
 
@@ -23,4 +25,5 @@ def run(args):
     from pixseg.engine.zoo import run_zoo
 
     run_zoo(args.out, args.data, [m.strip() for m in args.models.split(",") if m.strip()], budget=args.budget,
-            device=args.device, workers=args.workers, overrides=[*data_overrides(args), *args.overrides])
+            device=args.device, workers=args.workers,
+            overrides=[*data_overrides(args), *inference_overrides(args), *args.overrides])

@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from pixseg.engine.inference import InferenceConfig, check_inference
+
 
 @dataclass
 class DataConfig:
@@ -68,6 +70,9 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     # Passed to pixseg.losses.create_loss, which validates it.
     loss: dict = field(default_factory=lambda: {"name": "ce"})
+    # How evaluation (validation during training, eval, experiment, zoo) and predict apply the
+    # model: whole images, sliding windows or several scales (pixseg.engine.inference).
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
     # Weight of the loss on a model's auxiliary output, for models that return one in training.
     aux_weight: float = 0.4
     # Images per process and batch; under torchrun each of N processes loads its own.
@@ -164,6 +169,11 @@ def _typed(value, hint, key: str):
         return value
     if hint is float and plain_number and math.isfinite(value):
         return float(value)
+    if typing.get_origin(hint) is tuple and args[-1] is Ellipsis and isinstance(value, (list, tuple)):
+        try:
+            return tuple(_typed(item, args[0], key) for item in value)
+        except ConfigValueError:
+            pass
     if typing.get_origin(hint) is tuple and isinstance(value, (list, tuple)) and len(value) == len(args):
         try:
             return tuple(_typed(item, arg, key) for item, arg in zip(value, args))
@@ -175,6 +185,8 @@ def _typed(value, hint, key: str):
 def _describe(hint) -> str:
     if typing.get_origin(hint) is tuple:
         args = typing.get_args(hint)
+        if args[-1] is Ellipsis:
+            return f"a list of {_describe(args[0]).removeprefix('a ')}s"
         return f"a list of {len(args)} {_describe(args[0]).removeprefix('a ')}s"
     return {bool: "true or false", int: "a whole number", float: "a finite number", str: "a string",
             dict: "a mapping"}[hint]
@@ -229,6 +241,10 @@ def _check(config: TrainConfig, source: str) -> TrainConfig:
     low, high = config.data.scale_range
     if not 0 < low <= high:
         fail("data.scale_range", list(config.data.scale_range), "[low, high] with 0 < low <= high")
+    try:
+        check_inference(config.inference)
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from None
     if "name" not in config.loss:
         fail("loss", config.loss, "a mapping with a 'name' key, e.g. {name: fused, ws: 0.5, wp: 0.5}")
     if config.adversarial is not None:

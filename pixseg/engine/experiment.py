@@ -30,6 +30,7 @@ from pixseg.engine.config import config_from_dict, load_config
 from pixseg.engine.datasets import open_split
 from pixseg.data.synthetic import make_synthetic_voc
 from pixseg.engine.evaluate import evaluate, predict_probs
+from pixseg.engine.inference import InferenceConfig, prediction_settings
 from pixseg.engine.refine import make_refiner
 from pixseg.engine.train import LOG_NAME, load_trained_model, resolve_device, train, training_split
 from pixseg.engine.tune_crf import candidate_settings, tune_crf
@@ -159,7 +160,8 @@ def run_experiment(out: str | Path, data: str | Path | None = None, models=("fcn
         jobs[f"{first}-fused-wp{wp:g}"] = (config(first, fused_spec(wp)), out / "models" / f"{first}-fused-wp{wp:g}")
     trained = train_all(jobs, parallel, progress)
     sweep = weights_sweep(out, {0.0: trained[run_name(first, "softmax")],
-                                **{wp: trained[f"{first}-fused-wp{wp:g}"] for wp in values}}, torch_device, progress)
+                                **{wp: trained[f"{first}-fused-wp{wp:g}"] for wp in values}}, torch_device, progress,
+                          base.inference)
     chosen = sweep["chosen_wp"]
     checkpoints = {run_name(first, "softmax"): trained[run_name(first, "softmax")],
                    run_name(first, "fused"): trained[f"{first}-fused-wp{chosen:g}"]}
@@ -180,7 +182,7 @@ def run_experiment(out: str | Path, data: str | Path | None = None, models=("fcn
 
     stages.begin("choosing CRF parameters on held-out training images (never val)")
     crf_settings = tuned_crf_settings(out, checkpoints[run_name(models[-1], "softmax")], torch_device,
-                                      TUNE_TRIALS[budget], progress)
+                                      TUNE_TRIALS[budget], progress, base.inference)
 
     stages.begin("pixel objectness for the val images")
     pos_cache = out / "pos_cache"
@@ -195,7 +197,8 @@ def run_experiment(out: str | Path, data: str | Path | None = None, models=("fcn
         for _, loss, mode in IOU_ROWS + CHECK_ROWS:
             key = f"{run_name(model, loss)}-{mode}"
             runs[key] = evaluation(out / "results" / f"{key}.json", checkpoints[run_name(model, loss)], val,
-                                   torch_device, mode, crf_settings, pos_cache, progress, pos_options)
+                                   torch_device, mode, crf_settings, pos_cache, progress, pos_options,
+                                   base.inference)
 
     stages.begin("tables, figures and report")
     tables = {"iou": iou_table(models, runs), "recall": recall_table(models, runs)}
@@ -204,7 +207,7 @@ def run_experiment(out: str | Path, data: str | Path | None = None, models=("fcn
         "per-class IoU": plot_per_class(out / "per_class_iou.png", models[-1], runs, val.classes),
         "effect of the loss weights (held-out part of train)": out / "weights_sweep.png",
         "examples": write_example_panels(out / "panels.png", models[-1], checkpoints, val, torch_device,
-                                         crf_settings, pos_cache, pos_options),
+                                         crf_settings, pos_cache, pos_options, base.inference),
     }
     from pixseg.report import render_report
 
@@ -337,7 +340,13 @@ class TrainingWatch:
             bar.close()
 
 
-def weights_sweep(out: Path, checkpoints: dict, device, progress: bool) -> dict:
+def inference_key(inference: InferenceConfig) -> dict:
+    """What a cached result records of the inference settings: nothing for whole images, so results
+    computed before the modes existed stay valid."""
+    return {} if inference.mode == "whole" else {"inference": prediction_settings(inference)}
+
+
+def weights_sweep(out: Path, checkpoints: dict, device, progress: bool, inference: InferenceConfig) -> dict:
     """Score each Wp's model on the held-out part of train; the best mIoU gives the chosen pair.
 
     Writes weights_sweep.json / .csv / .png (the curve), reused on a rerun.
@@ -350,7 +359,8 @@ def weights_sweep(out: Path, checkpoints: dict, device, progress: bool) -> dict:
         for wp, checkpoint in sorted(checkpoints.items()):
             model, config = load_trained_model(checkpoint, device)
             held_out = training_split(config, held_out=True)
-            metrics = evaluate(model, held_out, device, progress=progress, desc=f"held-out Wp={wp:g}")
+            metrics = evaluate(model, held_out, device, inference=inference, progress=progress,
+                               desc=f"held-out Wp={wp:g}")
             rows.append({"wp": wp, "ws": 1.0 - wp, **{k: metrics[k] for k in ("miou", "fg_recall", "pixel_acc",
                                                                               "mean_acc")}})
         best = max(rows, key=lambda row: row["miou"])
@@ -369,15 +379,17 @@ def weights_sweep(out: Path, checkpoints: dict, device, progress: bool) -> dict:
     return sweep
 
 
-def tuned_crf_settings(out: Path, checkpoint: Path, device, trials: int, progress: bool) -> dict:
+def tuned_crf_settings(out: Path, checkpoint: Path, device, trials: int, progress: bool,
+                       inference: InferenceConfig) -> dict:
     def tune():
         model, config = load_trained_model(checkpoint, device)
         held_out = training_split(config, held_out=True)
-        return tune_crf(model, held_out, device, candidate_settings(trials, CRF_ITERATIONS), progress=progress)
+        return tune_crf(model, held_out, device, candidate_settings(trials, CRF_ITERATIONS), progress=progress,
+                        inference=inference)
 
-    # Tuned again when the model was retrained or the search changed.
+    # Tuned again when the model was retrained, the search changed or the model is applied otherwise.
     result = cached_json(out / "crf.json", {"checkpoint_sha256": file_digest(checkpoint), "trials": trials,
-                                            "iterations": CRF_ITERATIONS}, tune)
+                                            "iterations": CRF_ITERATIONS, **inference_key(inference)}, tune)
     best = result["best"]
     print(f"CRF: appearance {best['appearance']}, smoothness {best['smoothness']}, "
           f"{best['iterations']} iterations (held-out mIoU {100 * result['best_miou']:.2f}, "
@@ -400,20 +412,24 @@ def objectness_options(out: Path, data, boundaries: str, progress: bool) -> dict
 
 
 def evaluation(path: Path, checkpoint: Path, dataset, device, mode: str, crf_settings: dict,
-               pos_cache: Path, progress: bool, pos_options: dict | None = None) -> dict:
+               pos_cache: Path, progress: bool, pos_options: dict | None = None,
+               inference: InferenceConfig | None = None) -> dict:
     pos_options = pos_options or {}
+    inference = inference or InferenceConfig()
 
     def evaluate_now():
         model, _ = load_trained_model(checkpoint, device)
         refine = make_refiner(mode, crf_options=crf_settings, pos_cache=pos_cache, pos_options=pos_options)
-        return evaluate(model, dataset, device, refine=refine, progress=progress, desc=f"{path.stem}")
+        return evaluate(model, dataset, device, refine=refine, inference=inference, progress=progress,
+                        desc=f"{path.stem}")
 
     # Evaluated again when the model was retrained, the CRF re-tuned or the boundary model relearned.
     boundary_model = pos_options.get("boundary_model") if mode == "pos" else None
     produced_by = {"checkpoint_sha256": file_digest(checkpoint), "mode": mode,
                    "val_images": hashlib.sha256("\n".join(dataset.ids).encode()).hexdigest(),
                    "crf": crf_settings if mode != "none" else None,
-                   "boundary_model_sha256": file_digest(Path(boundary_model)) if boundary_model else None}
+                   "boundary_model_sha256": file_digest(Path(boundary_model)) if boundary_model else None,
+                   **inference_key(inference)}
     return cached_json(path, produced_by, evaluate_now)
 
 
@@ -486,7 +502,7 @@ def plot_per_class(path: Path, model: str, runs: dict, classes) -> Path:
 
 
 def write_example_panels(path: Path, model: str, checkpoints: dict, dataset, device, crf_settings: dict,
-                         pos_cache: Path, pos_options: dict) -> Path:
+                         pos_cache: Path, pos_options: dict, inference: InferenceConfig) -> Path:
     from pixseg.objectness.cache import cached_pixel_objectness
     from pixseg.viz import colorize, heatmap, save_panel
 
@@ -498,8 +514,8 @@ def write_example_panels(path: Path, model: str, checkpoints: dict, dataset, dev
     for index in range(min(PANEL_IMAGES, len(dataset))):
         image, label = dataset[index]
         pos = cached_pixel_objectness(image, pos_cache, **pos_options)
-        baseline = baseline_refine(image, predict_probs(baseline_model, image, device).cpu().numpy())
-        ours = ours_refine(image, predict_probs(ours_model, image, device).cpu().numpy())
+        baseline = baseline_refine(image, predict_probs(baseline_model, image, device, inference).cpu().numpy())
+        ours = ours_refine(image, predict_probs(ours_model, image, device, inference).cpu().numpy())
         # Scaled to each map's maximum: POS rarely nears 1, and the unscaled map reads as black.
         rows.append([image, heatmap(pos / max(float(pos.max()), 1e-6)), colorize(np.asarray(label), dataset.palette),
                      colorize(baseline, dataset.palette), colorize(ours, dataset.palette)])

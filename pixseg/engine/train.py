@@ -265,7 +265,9 @@ def create_optimizer(params, o) -> torch.optim.Optimizer:
 
 
 # Keys that change how a run is carried out but not what it computes: a resumed run may change them.
-NEUTRAL_KEYS = ("device", "data.root", "data.num_workers", "data.val_split", "val_every", "checkpoint_every")
+# The inference section changes only how validation scores the model, never the weights.
+NEUTRAL_KEYS = ("device", "data.root", "data.num_workers", "data.val_split", "val_every", "checkpoint_every",
+                "inference")
 
 
 def _config_differences(saved: dict, current: dict, defaults: dict, prefix="") -> list[str]:
@@ -495,7 +497,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, ove
                                        "seconds": round(time.perf_counter() - started, 2)})
             if val_set is not None and (step % config.val_every == 0 or step == total):
                 distributed.broadcast_buffers(net)
-                metrics = evaluate(net, val_set, device, progress=False, amp=config.amp)
+                metrics = evaluate(net, val_set, device, inference=config.inference, progress=False, amp=config.amp)
                 model.train()
                 if best is None or metrics["miou"] > best["miou"]:
                     best = {"miou": metrics["miou"], "step": step}

@@ -28,9 +28,9 @@ def candidate_settings(trials: int, iterations: int, seed: int = 0) -> list[dict
     return candidates
 
 
-def tune_crf(model, dataset, device, candidates: list[dict], progress: bool = True) -> dict:
+def tune_crf(model, dataset, device, candidates: list[dict], progress: bool = True, inference=None) -> dict:
     """Score every candidate on every image of `dataset` (each image's probabilities computed
-    once) and return {"best": settings, "best_miou": .., "no_crf_miou": .., "trials": [...]}."""
+    once, as `inference` says; whole images when None) and return {"best": settings, "best_miou": .., "no_crf_miou": .., "trials": [...]}."""
     from pixseg.crf import dense_crf
 
     if len(dataset) == 0:
@@ -42,7 +42,7 @@ def tune_crf(model, dataset, device, candidates: list[dict], progress: bool = Tr
                       disable=not progress, dynamic_ncols=True):
         image, label = dataset[index]
         label = torch.as_tensor(np.asarray(label, dtype=np.int64))
-        probs = predict_probs(model, image, device).cpu().numpy()
+        probs = predict_probs(model, image, device, inference).cpu().numpy()
         plain.update(torch.as_tensor(probs.argmax(0)), label)
         for settings, matrix in zip(candidates, matrices):
             labels, _ = dense_crf(image, probs, **settings)

@@ -75,7 +75,7 @@ def run_zoo(out: str | Path, data: str | Path | None = None, models=None, budget
     stages = Stages(5)
 
     stages.begin("data")
-    root, _, val = study_data(out, data, BUDGETS[budget], overrides)
+    root, base, val = study_data(out, data, BUDGETS[budget], overrides)
 
     stages.begin(f"training {len(models)} models ({budget} budget)")
     jobs = {}
@@ -88,7 +88,8 @@ def run_zoo(out: str | Path, data: str | Path | None = None, models=None, budget
     torch_device = resolve_device(device)
 
     stages.begin("choosing CRF parameters on held-out training images (never val)")
-    crf_settings = tuned_crf_settings(out, checkpoints[models[0]], torch_device, TUNE_TRIALS[budget], progress)
+    crf_settings = tuned_crf_settings(out, checkpoints[models[0]], torch_device, TUNE_TRIALS[budget], progress,
+                                      base.inference)
 
     cost_title = f"Cost at {cost_size[0]} x {cost_size[1]}"
     stages.begin(f"evaluating every model without and with the CRF; {cost_title.lower()}")
@@ -100,7 +101,8 @@ def run_zoo(out: str | Path, data: str | Path | None = None, models=None, budget
             print(f"model {done + 1}/{len(models)}: {name}, about {left:.1f} min left", flush=True)
         for mode in MODES:
             runs[f"{name}-{mode}"] = evaluation(out / "results" / f"{name}-{mode}.json", checkpoints[name], val,
-                                                torch_device, mode, crf_settings, out / "pos_cache", progress)
+                                                torch_device, mode, crf_settings, out / "pos_cache", progress,
+                                                inference=base.inference)
         costs[name] = model_cost(out / "results" / f"{name}-cost.json", checkpoints[name], cost_size)
     crf_ms = crf_cost(out / "results" / "crf-cost.json", crf_settings, val.num_classes, cost_size)
 
