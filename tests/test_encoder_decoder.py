@@ -229,3 +229,14 @@ def test_the_valid_unet_learns_a_fixed_batch():
     # version; one 20 x 20 output tile (a 204 x 204 mirrored window) keeps each step small.
     first, last = overfit(small("unet-valid"), steps=70, size=20)
     assert last < first / 2, (first, last)
+
+
+def test_unpool_is_max_unpool2d_values_and_gradient():
+    x = torch.randn(2, 5, 13, 17, requires_grad=True)
+    pooled, indices = F.max_pool2d(x, 2, 2, ceil_mode=True, return_indices=True)
+    reference = F.max_unpool2d(pooled, indices, 2, 2, output_size=x.shape[-2:])
+    ours = unpool(pooled, indices, x.shape[-2:])
+    assert torch.equal(ours, reference)
+    weights = torch.randn_like(reference)
+    assert torch.equal(torch.autograd.grad((ours * weights).sum(), x, retain_graph=True)[0],
+                       torch.autograd.grad((reference * weights).sum(), x)[0])

@@ -21,6 +21,7 @@ SUBCOMMANDS = (
     "train",
     "eval",
     "predict",
+    "export",
     "sweep-weights",
     "tune-crf",
     "crf",

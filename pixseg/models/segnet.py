@@ -10,7 +10,6 @@ it, for any H, W.
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pixseg.models.backbones.vgg import VGG16, vgg16_bn
@@ -27,8 +26,14 @@ def conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
 
 
 def unpool(x: torch.Tensor, indices: torch.Tensor, size) -> torch.Tensor:
-    """Inverse of vgg.pool_with_indices: each value back at its maximum's position, zeros elsewhere."""
-    return F.max_unpool2d(x, indices, 2, 2, output_size=size)
+    """Inverse of vgg.pool_with_indices: each value back at its maximum's position, zeros elsewhere.
+
+    F.max_unpool2d as a scatter into zeros (the same values and gradient): max_unpool2d's check of
+    the output size cannot be traced, and a scatter exports to ONNX and TorchScript with the
+    image size left free."""
+    n, c = x.shape[:2]
+    flat = x.new_zeros(n, c, size[-2] * size[-1]).scatter(2, indices.flatten(2), x.flatten(2))
+    return flat.view(n, c, size[-2], size[-1])
 
 
 class SegNet(nn.Module):
