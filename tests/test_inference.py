@@ -240,7 +240,7 @@ def test_eval_and_predict_take_the_modes(trained, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--mode", "slide"], "inference.crop = None; expected a window size (height, width) for --mode slide"),
+    (["--mode", "slide"], "--crop = None; expected a window size (height, width) for --mode slide"),
     (["--crop", "8", "8"], "--crop = [8, 8]; expected null"),
     (["--mode", "slide", "--crop", "8", "8", "--stride", "9", "9"], "--stride = [9, 9]; expected at most the crop"),
     (["--mode", "multiscale", "--scales", "1,x"], "--scales '1,x': expected numbers separated by commas"),

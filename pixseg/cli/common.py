@@ -131,10 +131,12 @@ def inference_from_args(args, base: InferenceConfig) -> InferenceConfig:
     """`base` (a trained config's inference section) with the command line's settings; a --mode
     given starts that mode's windows and scales afresh, so the trained mode's leave no trace."""
     given = inference_arguments(args)
+    from_flags = set(given)
     if "mode" in given:
         base = dataclasses.replace(base, crop=None, stride=None, scales=(1.0,), flip=False)
+        from_flags |= {"crop", "stride", "scales", "flip"}
     return check_inference(dataclasses.replace(base, **given),
-                           lambda key: INFERENCE_FLAGS[key] if key in given else f"inference.{key}")
+                           lambda key: INFERENCE_FLAGS[key] if key in from_flags else f"inference.{key}")
 
 
 def inference_overrides(args) -> list[str]:
