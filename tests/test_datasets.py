@@ -171,6 +171,10 @@ def test_factory_detects_layouts_and_names_what_it_looked_for(tmp_path):
         create_dataset("cityscapes", tmp_path, "val", colour=1)
     with pytest.raises(FileNotFoundError, match="nowhere"):
         create_dataset(None, tmp_path / "nowhere")
+    (tmp_path / "list.txt").write_text("a\n")
+    for name in (None, "cityscapes"):
+        with pytest.raises(ValueError, match="list.txt is a file; expected the folder"):
+            create_dataset(name, tmp_path / "list.txt")
 
 
 def test_metadata_is_plain_values(tmp_path):

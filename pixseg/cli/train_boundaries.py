@@ -16,8 +16,6 @@ def register(subparsers):
 
 
 def run(args):
-    from pathlib import Path
-
     from pixseg.data.datasets import create_dataset
     from pixseg.io import check_output_file
     from pixseg.objectness.learned import train_on_dataset

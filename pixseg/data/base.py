@@ -54,6 +54,16 @@ def shown(names, limit: int = 5) -> str:
     return ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
 
 
+def dataset_folder(root) -> Path:
+    """`root` as a Path; a missing folder, or a file given in its place, is an error naming it."""
+    root = Path(root)
+    if root.is_file():
+        raise ValueError(f"dataset folder {root} is a file; expected the folder a dataset unpacks into")
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset folder {root} does not exist")
+    return root
+
+
 def require_folders(root: Path, folders, layout: str) -> None:
     for folder in folders:
         if not folder.is_dir():
@@ -148,9 +158,7 @@ class SegmentationDataset:
     @classmethod
     def resolve_root(cls, root) -> Path:
         """Like find_root, but a folder without the layout is an error naming what is missing."""
-        root = Path(root)
-        if not root.is_dir():
-            raise FileNotFoundError(f"dataset folder {root} does not exist")
+        root = dataset_folder(root)
         found = cls.find_root(root)
         if found is None:
             missing = [m for m in cls.markers if not (root / m).is_dir()]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
 
 from pixseg.data.ade20k import ADE20K
+from pixseg.data.base import dataset_folder
 from pixseg.data.camvid import CamVid
 from pixseg.data.cityscapes import Cityscapes
 from pixseg.data.folder import FolderDataset
@@ -39,9 +39,7 @@ def dataset_options(name: str) -> dict:
 
 def detect_dataset(root) -> str:
     """The name of the one layout `root` matches; no match or several is an error saying what was looked for."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"dataset folder {root} does not exist")
+    root = dataset_folder(root)
     matches = [name for name, reader in DATASETS.items() if reader.find_root(root) is not None]
     if len(matches) == 1:
         return matches[0]
