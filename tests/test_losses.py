@@ -55,6 +55,24 @@ def test_fused_gradient_equals_the_papers_closed_form(ws, wp):
     torch.testing.assert_close(logits.grad, paper_gradient(logits, target, ws, wp), rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("wp", [0.25, 0.5])
+def test_fused_with_weights_summing_to_one_is_cross_entropy_with_the_object_label_term_down_weighted(wp):
+    # -log p_y = -log(1 - p_0) - log q_y on an object pixel, so with Ws + Wp = 1 the fused loss keeps the
+    # cross-entropy's background-vs-object part and weighs only the which-object part, -log q_y, by Ws:
+    # its gradient differs from the cross-entropy's by Wp (one_hot(y) - q) on the object labels of object
+    # pixels, and nowhere else (not on s_0, not on background pixels).
+    logits, target = random_batch(n=3, c=5, h=7, w=6)
+    FusedLoss(1 - wp, wp, reduction="batch")(logits, target).backward()
+    fused, logits.grad = logits.grad, None
+    CrossEntropyLoss(reduction="batch")(logits, target).backward()
+    objects = ((target != VOID) & (target > 0)).unsqueeze(1)
+    q = torch.softmax(logits.detach()[:, 1:], dim=1)
+    onehot = F.one_hot(torch.where(objects.squeeze(1), target - 1, 0), 4).permute(0, 3, 1, 2)
+    expected = torch.zeros_like(fused)
+    expected[:, 1:] = wp * (onehot - q) * objects / logits.shape[0]
+    torch.testing.assert_close(fused - logits.grad, expected, rtol=0, atol=1e-9)
+
+
 def central_differences(f, x, step=1e-6):
     """Numerical gradient of the scalar function f at x (float64)."""
     grad = torch.zeros_like(x)
