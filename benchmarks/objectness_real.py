@@ -7,16 +7,20 @@ On a VOC-layout folder with class masks (no instance masks needed), per image:
   8-connected component of a class mask stands in for an instance (VOC's void band around every
   outline separates touching objects of one class); components under `--min-object` of the image
   are left out as instances (their pixels still count in every union).
-- CRF: the same coarse probabilities refined by the plain dense CRF, the POS-CRF (POS as is, and
-  scaled to a maximum of 1 like the prior), and the POS-CRF
-  fed with the centred Gaussian; mIoU and foreground recall over all images. The probabilities are
-  the ground truth degraded the way an FCN-32s output looks (`coarse_probabilities`): the one-hot
-  mask (void filled from the nearest labelled pixel) averaged over 32 x 32 blocks, upsampled
-  bilinearly, and mixed with a uniform distribution (weight `--uniform`), so boundaries are blobby,
-  small objects fade and no pixel is certain.
+- CRF: the same coarse probabilities refined by the plain dense CRF and by the POS-CRF fed with
+  objectness or with the centred Gaussian, at each weight of `--pos-scales` (default pixseg's); mIoU
+  and foreground recall over all images. The probabilities are the ground truth degraded the way an
+  FCN-32s output looks (`coarse_probabilities`): the one-hot mask (void filled from the nearest
+  labelled pixel) averaged over 32 x 32 blocks, upsampled bilinearly, and mixed with a uniform
+  distribution (weight `--uniform`), so boundaries are blobby, small objects fade and no pixel is certain.
 Boundaries: the training-free default, or a learned boundary model (`--boundary-model FILE`), or
 `--folds K`: K boundary models, each trained on the other folds' images (`train_boundary_model`)
 and measured on its own fold only, so no image is scored by a model that saw it.
+`--folds K --choose-scale` (K >= 3) also chooses the POS-CRF weight on held-out images, as
+`tune-crf` chooses CRF parameters: model f is trained on fold f alone, the weights of
+`--pos-scales` are compared on fold f + 1 (the best mIoU wins, for objectness and for the
+Gaussian separately) and fold f + 2 is scored; each image is scored once, by a model and a weight
+chosen without it.
 
     .venv/bin/python benchmarks/objectness_real.py --root VOC [--split dev] [--folds 4] [--no-crf]
 
@@ -41,7 +45,7 @@ from pixseg.objectness.proposals import proposals_from_superpixels
 from pixseg.objectness.superpixels import superpixels
 
 VOID = 255
-SETTINGS = ("crf", "prior-crf", "pos-crf", "pos-max-crf")
+ROWS = {"crf": "dense CRF", "prior-crf": "POS-CRF, centred Gaussian", "pos-crf": "POS-CRF, objectness"}
 
 
 def object_instances(classes: np.ndarray, min_fraction: float) -> np.ndarray:
@@ -83,7 +87,10 @@ def ratio(values: np.ndarray, inside: np.ndarray, outside: np.ndarray) -> float:
     return float(values[inside].mean() / max(values[outside].mean(), 1e-12))
 
 
-def measure(dataset, indices, boundaries_of, args, results) -> None:
+def measure(dataset, indices, boundaries_of, args, quality: bool = True) -> dict:
+    """Per image of `indices`: its quality figures (when `quality`) and one confusion matrix per CRF
+    row and weight, keyed (row, scale); the plain CRF's scale is None."""
+    results = {"pos_ratio": [], "prior_ratio": [], "overlaps": [], "proposals": [], "images": {}}
     for index in tqdm(indices, desc="images", unit="img", leave=False):
         image, classes = dataset[index]
         classes = np.asarray(classes)
@@ -92,66 +99,122 @@ def measure(dataset, indices, boundaries_of, args, results) -> None:
         proposals = proposals_from_superpixels(labels, boundaries)
         pos = objectness_from_proposals(proposals)
         prior = center_prior(classes.shape)
-        inside, outside = (classes > 0) & (classes != VOID), classes == 0
-        if inside.any() and outside.any():
-            results["pos_ratio"].append(ratio(pos, inside, outside))
-            results["prior_ratio"].append(ratio(prior, inside, outside))
-        counts, valid = instance_counts(labels, object_instances(classes, args.min_object))
-        results["overlaps"].extend(best_overlaps(proposals.membership, counts, valid))
-        results["proposals"].append(len(proposals))
+        if quality:
+            inside, outside = (classes > 0) & (classes != VOID), classes == 0
+            if inside.any() and outside.any():
+                results["pos_ratio"].append(ratio(pos, inside, outside))
+                results["prior_ratio"].append(ratio(prior, inside, outside))
+            counts, valid = instance_counts(labels, object_instances(classes, args.min_object))
+            results["overlaps"].extend(best_overlaps(proposals.membership, counts, valid))
+            results["proposals"].append(len(proposals))
         if args.no_crf:
             continue
         probs = coarse_probabilities(classes, dataset.num_classes, uniform=args.uniform)
-        refine = {"crf": lambda: dense_crf(image, probs)[0], "prior-crf": lambda: pos_crf(image, probs, prior)[0],
-                  "pos-crf": lambda: pos_crf(image, probs, pos)[0],
-                  "pos-max-crf": lambda: pos_crf(image, probs, pos / max(float(pos.max()), 1e-6))[0]}
-        results["matrices"]["none"].update(probs.argmax(axis=0), classes)
-        for name in args.crf_rows:
-            results["matrices"][name].update(np.asarray(refine[name]()), classes)
+        matrices = {("none", None): probs.argmax(axis=0)}
+        if "crf" in args.crf_rows:
+            matrices[("crf", None)] = dense_crf(image, probs)[0]
+        for scale in args.pos_scales:
+            for row, objectness in (("prior-crf", prior), ("pos-crf", pos)):
+                if row in args.crf_rows:
+                    matrices[(row, scale)] = pos_crf(image, probs, objectness, pos_scale=scale)[0]
+        for key, predicted in matrices.items():
+            matrix = ConfusionMatrix(dataset.num_classes)
+            matrix.update(np.asarray(predicted), classes)
+            matrices[key] = matrix
+        results["images"][index] = matrices
+    return results
+
+
+def merged(results: dict, indices, key) -> ConfusionMatrix:
+    total = ConfusionMatrix(results["images"][indices[0]][key].num_classes)
+    for index in indices:
+        total.merge(results["images"][index][key])
+    return total
+
+
+def choose_scale(results: dict, indices, row: str, scales) -> float:
+    """The weight with the best mIoU of `row` over `indices` (the smaller on a tie)."""
+    return max(scales, key=lambda scale: (merged(results, indices, (row, scale)).compute()["miou"], -scale))
+
+
+def rotate_folds(dataset, args):
+    """--choose-scale: model f trained on fold f, weights compared on fold f + 1, fold f + 2 scored."""
+    from pixseg.objectness.learned import train_boundary_model
+
+    folds = np.array_split(np.arange(len(dataset)), args.folds)
+    scored = {"pos_ratio": [], "prior_ratio": [], "overlaps": [], "proposals": [], "images": {}}
+    for fold in range(args.folds):
+        tuning, scoring = folds[(fold + 1) % args.folds], folds[(fold + 2) % args.folds]
+        model = train_boundary_model([dataset[i] for i in folds[fold]])
+        tuned = measure(dataset, tuning, model.boundaries, args, quality=False)
+        chosen = {row: choose_scale(tuned, list(tuning), row, args.pos_scales) for row in ("prior-crf", "pos-crf")}
+        print(f"fold {fold + 1}/{args.folds}: model trained on {len(folds[fold])} images; weights chosen on "
+              f"{len(tuning)}: objectness {chosen['pos-crf']:g}, centred Gaussian {chosen['prior-crf']:g}; "
+              f"scoring {len(scoring)}")
+        results = measure(dataset, scoring, model.boundaries, args)
+        for key in ("pos_ratio", "prior_ratio", "overlaps", "proposals"):
+            scored[key].extend(results[key])
+        for index, matrices in results["images"].items():
+            matrices[("prior-crf", "chosen")] = matrices[("prior-crf", chosen["prior-crf"])]
+            matrices[("pos-crf", "chosen")] = matrices[("pos-crf", chosen["pos-crf"])]
+            scored["images"][index] = matrices
+    return scored
 
 
 def main():
+    from pixseg.crf.params import DEFAULT_POS_SCALE
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", required=True, help="VOC-layout folder with JPEGImages/ and SegmentationClass/")
     parser.add_argument("--split", default="dev")
     parser.add_argument("--boundary-model", default=None, help="a learned boundary model for every image")
     parser.add_argument("--folds", type=int, default=0,
                         help="cross-validate a learned boundary model over K folds (0: no learning)")
+    parser.add_argument("--choose-scale", action="store_true",
+                        help="with --folds K >= 3: choose the POS-CRF weight among --pos-scales on held-out folds")
+    parser.add_argument("--pos-scales", default=f"{DEFAULT_POS_SCALE:g}",
+                        help="POS-CRF weights on objectness scaled to a maximum of 1 (default pixseg's)")
     parser.add_argument("--min-object", type=float, default=0.001,
                         help="smallest component counted as an instance, fraction of the image")
     parser.add_argument("--uniform", type=float, default=0.3, help="uniform weight in the coarse probabilities")
     parser.add_argument("--no-crf", action="store_true", help="skip the CRF comparison (the slow part)")
-    parser.add_argument("--crf-rows", default=",".join(SETTINGS),
+    parser.add_argument("--crf-rows", default=",".join(ROWS),
                         help="CRF rows to compute; only pos-crf depends on the boundaries (default: all)")
     args = parser.parse_args()
     args.crf_rows = [row for row in args.crf_rows.split(",") if row]
-    if set(args.crf_rows) - set(SETTINGS):
-        parser.error(f"--crf-rows takes some of {','.join(SETTINGS)}, got {','.join(args.crf_rows)}")
+    args.pos_scales = [float(v) for v in args.pos_scales.split(",") if v]
+    if set(args.crf_rows) - set(ROWS):
+        parser.error(f"--crf-rows takes some of {','.join(ROWS)}, got {','.join(args.crf_rows)}")
     if args.folds and args.boundary_model:
         parser.error("--folds trains its own models; give --boundary-model or --folds, not both")
+    if args.choose_scale and (args.folds < 3 or args.no_crf or {"prior-crf", "pos-crf"} - set(args.crf_rows)):
+        parser.error("--choose-scale needs --folds 3 or more and the prior-crf and pos-crf rows")
 
     dataset = VOCSegmentation(args.root, args.split)
-    results = {"pos_ratio": [], "prior_ratio": [], "overlaps": [], "proposals": [],
-               "matrices": {name: ConfusionMatrix(dataset.num_classes) for name in ("none",) + SETTINGS}}
     started = time.perf_counter()
-    if args.folds:
+    if args.choose_scale:
+        results = rotate_folds(dataset, args)
+        source = f"learned, {args.folds} folds rotated (train / choose the weight / score)"
+    elif args.folds:
         from pixseg.objectness.learned import train_boundary_model
 
-        folds = np.array_split(np.arange(len(dataset)), args.folds)
-        for fold, held_out in enumerate(folds):
+        results = {"pos_ratio": [], "prior_ratio": [], "overlaps": [], "proposals": [], "images": {}}
+        for fold, held_out in enumerate(np.array_split(np.arange(len(dataset)), args.folds)):
             training = np.setdiff1d(np.arange(len(dataset)), held_out)
             model = train_boundary_model([dataset[i] for i in training])
             print(f"fold {fold + 1}/{args.folds}: trained on {len(training)} images, measuring {len(held_out)}")
-            measure(dataset, held_out, model.boundaries, args, results)
+            measured = measure(dataset, held_out, model.boundaries, args)
+            for key in ("pos_ratio", "prior_ratio", "overlaps", "proposals"):
+                results[key].extend(measured[key])
+            results["images"].update(measured["images"])
         source = f"learned, {args.folds}-fold cross-validation"
     elif args.boundary_model:
         from pixseg.objectness.learned import load_boundary_model
 
-        model = load_boundary_model(args.boundary_model)
-        measure(dataset, range(len(dataset)), model.boundaries, args, results)
+        results = measure(dataset, range(len(dataset)), load_boundary_model(args.boundary_model).boundaries, args)
         source = f"learned, {args.boundary_model}"
     else:
-        measure(dataset, range(len(dataset)), boundary_map, args, results)
+        results = measure(dataset, range(len(dataset)), boundary_map, args)
         source = "training-free Lab gradients"
 
     overlaps = np.array(results["overlaps"])
@@ -161,16 +224,18 @@ def main():
           f"centred Gaussian {np.median(results['prior_ratio']):.2f}")
     print(f"proposals: {np.mean(results['proposals']):.0f} per image, ABO {overlaps.mean():.3f}, "
           f"recall@0.5 {(overlaps >= 0.5).mean():.3f}, recall@0.7 {(overlaps >= 0.7).mean():.3f}")
-    if not args.no_crf:
-        print(f"coarse probabilities (32 x 32 blocks, uniform {args.uniform}), then:")
-        print(f"{'':<28} {'mIoU':>6} {'fg recall':>9}")
-        names = {"none": "argmax (no CRF)", "crf": "dense CRF", "prior-crf": "POS-CRF, centred Gaussian",
-                 "pos-crf": "POS-CRF, objectness", "pos-max-crf": "POS-CRF, objectness / max"}
-        for key, name in names.items():
-            if key != "none" and key not in args.crf_rows:
-                continue
-            scores = results["matrices"][key].compute()
-            print(f"{name:<28} {100 * scores['miou']:6.2f} {100 * scores['fg_recall']:9.2f}")
+    if args.no_crf:
+        return
+    print(f"coarse probabilities (32 x 32 blocks, uniform {args.uniform}), then:")
+    print(f"{'':<56} {'mIoU':>6} {'fg recall':>9}")
+    indices = sorted(results["images"])
+    keys = [("none", None)] + [key for key in results["images"][indices[0]] if key[0] != "none"]
+    for row, scale in keys:
+        name = "argmax (no CRF)" if row == "none" else ROWS[row]
+        weight = "" if scale is None else (", weight chosen on held-out folds" if scale == "chosen"
+                                           else f", weight {scale:g}")
+        scores = merged(results, indices, (row, scale)).compute()
+        print(f"{name + weight:<56} {100 * scores['miou']:6.2f} {100 * scores['fg_recall']:9.2f}")
 
 
 if __name__ == "__main__":

@@ -55,6 +55,20 @@ def test_pos_crf_recovers_object_pixels_the_plain_crf_loses():
     assert q.shape == probs.shape and q.dtype == np.float32
 
 
+def test_pos_is_scaled_to_its_maximum_and_square_rooted(monkeypatch):
+    # Photographs give many proposals, so POS is small everywhere; the CRF weighs it relative to its peak.
+    seen = []
+    monkeypatch.setattr(pos_module, "dense_crf", lambda image, probs, *, unary, **options: seen.append(unary))
+    image, probs, pos, _ = scene()
+    pos = pos * np.linspace(0.2, 1, 32, dtype=np.float32)[None, :]
+    for faint in (pos, 0.02 * pos):
+        pos_crf(image, probs, faint, pos_scale=2.0)
+    np.testing.assert_allclose(seen[0][1], -np.log(probs[1]) - 2.0 * np.sqrt(pos / pos.max()), rtol=1e-6)
+    np.testing.assert_allclose(seen[1], seen[0], rtol=1e-6)
+    pos_crf(image, probs, np.zeros_like(pos))  # no proposals: the plain CRF's unary, no division by zero
+    np.testing.assert_allclose(seen[2], -np.log(probs), rtol=1e-6)
+
+
 def test_zero_scale_is_the_plain_crf():
     image, probs, pos, _ = scene()
     plain, _ = dense_crf(image, probs, **OPTIONS)

@@ -158,7 +158,9 @@ def add_crf_arguments(parser: argparse.ArgumentParser) -> None:
                        default=None, help="appearance kernel weight and bandwidths (position, colour)")
     group.add_argument("--crf-smoothness", type=float, nargs=2, metavar=("W", "THETA_G"), default=None,
                        help="smoothness kernel weight and position bandwidth")
-    group.add_argument("--pos-scale", type=float, default=1.0, help="scale on pixel objectness (POS-CRF)")
+    group.add_argument("--pos-scale", type=float, default=None,
+                       help="weight on pixel objectness scaled to a maximum of 1 (POS-CRF; default "
+                            "pixseg.crf.params.DEFAULT_POS_SCALE)")
     group.add_argument("--pos-cache", default=None,
                        help="folder caching objectness maps by image content (default: OUT/pos_cache)")
     group.add_argument("--pos-workers", type=int, default=1,

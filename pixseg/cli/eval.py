@@ -68,14 +68,14 @@ def run(args):
 
 def crf_parameters(args) -> dict | None:
     """Every parameter of the post-processing asked for, defaults filled in (None without a CRF)."""
-    from pixseg.crf.params import DEFAULT_APPEARANCE, DEFAULT_ITERATIONS, DEFAULT_SMOOTHNESS
+    from pixseg.crf.params import DEFAULT_APPEARANCE, DEFAULT_ITERATIONS, DEFAULT_POS_SCALE, DEFAULT_SMOOTHNESS
 
     if args.crf == "none":
         return None
     parameters = {"iterations": DEFAULT_ITERATIONS, "appearance": DEFAULT_APPEARANCE,
                   "smoothness": DEFAULT_SMOOTHNESS, **crf_options_from_args(args)}
     if args.crf in ("pos", "center"):
-        parameters["pos_scale"] = args.pos_scale
+        parameters["pos_scale"] = DEFAULT_POS_SCALE if args.pos_scale is None else args.pos_scale
     return parameters
 
 

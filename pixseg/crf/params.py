@@ -20,3 +20,7 @@ DEFAULT_PRESET = "deeplab_v2"
 DEFAULT_APPEARANCE = CRF_PRESETS[DEFAULT_PRESET]["appearance"]
 DEFAULT_SMOOTHNESS = CRF_PRESETS[DEFAULT_PRESET]["smoothness"]
 DEFAULT_ITERATIONS = 10
+
+# The POS-CRF's weight on objectness scaled to a maximum of 1 (pixseg.crf.pos), chosen on
+# held-out images: see docs/method/objectness.md.
+DEFAULT_POS_SCALE = 1.0

@@ -11,11 +11,12 @@ import numpy as np
 CRF_MODES = ("none", "dense", "pos", "center")
 
 
-def make_refiner(mode: str, *, crf_options: dict | None = None, pos_scale: float = 1.0,
+def make_refiner(mode: str, *, crf_options: dict | None = None, pos_scale: float | None = None,
                  pos_cache: str | Path | None = None, pos_options: dict | None = None):
     """A function (image, probs) -> labels for `mode`, or None for plain argmax.
 
-    `crf_options` go to dense_crf / pos_crf (iterations, appearance, smoothness, ...). For "pos",
+    `crf_options` go to dense_crf / pos_crf (iterations, appearance, smoothness, ...); `pos_scale`
+    None is pos_crf's default. For "pos",
     the objectness map of each image is computed once and cached under `pos_cache` by content hash.
     """
     if mode not in CRF_MODES:
@@ -23,6 +24,7 @@ def make_refiner(mode: str, *, crf_options: dict | None = None, pos_scale: float
     if mode == "none":
         return None
     from pixseg.crf import dense_crf, pos_crf
+    from pixseg.crf.params import DEFAULT_POS_SCALE
 
     crf_options = dict(crf_options or {})
     if mode == "dense":
@@ -32,6 +34,7 @@ def make_refiner(mode: str, *, crf_options: dict | None = None, pos_scale: float
     from pixseg.objectness.cache import cached_pixel_objectness
 
     pos_options = dict(pos_options or {})
+    pos_scale = DEFAULT_POS_SCALE if pos_scale is None else pos_scale
 
     def objectness(image):
         if mode == "center":
