@@ -8,7 +8,6 @@ import math
 import pytest
 import torch
 
-import pixseg.engine.train as train_module
 from pixseg.adversarial import AdversarialTraining, Discriminator, one_hot, product_input, scaled_ground_truth
 from pixseg.data.synthetic import make_synthetic_voc
 from pixseg.engine.config import ADVERSARIAL_DEFAULTS, OptimConfig, load_config
@@ -17,13 +16,14 @@ from pixseg.engine.train import create_optimizer, load_trained_model, train, tra
 from pixseg.engine.zoo import model_spec
 from pixseg.models import MODELS
 from tests.test_learning import MARGIN, all_background_score
+from tests.test_train import straight_and_resumed
 from tests.test_train import tiny_config as train_config
 from tests.test_train import tiny_voc  # noqa: F401 (a fixture)
 
 
 def tiny_config(root, **extra):
-    return train_config(root, **{"device": "cpu", "adversarial": "{discriminator: product, channels: 4, start_after: 1}",
-                                 **extra})
+    adversarial = "{discriminator: product, channels: 4, start_after: 1}"
+    return train_config(root, **{"device": "cpu", "adversarial": adversarial, **extra})
 
 
 def test_one_hot_is_zero_at_void():
@@ -200,20 +200,7 @@ def test_resume_continues_both_networks_exactly(tiny_voc, tmp_path, monkeypatch)
     # An auxiliary head and accumulated batches: the discriminator accumulates its parts too.
     config = tiny_config(tiny_voc, **{"model": '{name: pspnet, backbone: resnet18, width: 0.0625}', "batch_size": 2,
                                       "accumulate": 2})
-    straight = train(config, tmp_path / "straight", progress=False)
-
-    class Crash(Exception):
-        pass
-
-    def crash(*args, **kwargs):
-        raise Crash  # dies at step 3, after the step-2 checkpoint
-
-    with monkeypatch.context() as patch:
-        patch.setattr(train_module, "evaluate", crash)
-        with pytest.raises(Crash):
-            train(config, tmp_path / "resumed", progress=False)
-    assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["step"] == 2
-    resumed = train(config, tmp_path / "resumed", resume=True, progress=False)
+    straight, resumed = straight_and_resumed(config, tmp_path, monkeypatch)
 
     a, b = torch.load(straight, weights_only=True), torch.load(resumed, weights_only=True)
     # Both networks, both optimisers (momentum, Adam's moments) and both schedules.

@@ -57,8 +57,10 @@ def test_training_writes_log_and_checkpoint(tiny_voc, tmp_path):
     assert not model.training and config.iterations == 4
 
 
-def test_resume_continues_exactly(tiny_voc, tmp_path, monkeypatch):
-    straight = train(tiny_config(tiny_voc), tmp_path / "straight", progress=False)
+def straight_and_resumed(config, tmp_path, monkeypatch):
+    """Checkpoints of `config` trained without a stop, and killed at step 3 (after the step-2
+    checkpoint of tiny_config) then resumed."""
+    straight = train(config, tmp_path / "straight", progress=False)
 
     class Crash(Exception):
         pass
@@ -69,9 +71,13 @@ def test_resume_continues_exactly(tiny_voc, tmp_path, monkeypatch):
     with monkeypatch.context() as patch:
         patch.setattr(train_module, "evaluate", crash)
         with pytest.raises(Crash):
-            train(tiny_config(tiny_voc), tmp_path / "resumed", progress=False)
+            train(config, tmp_path / "resumed", progress=False)
     assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["step"] == 2
-    resumed = train(tiny_config(tiny_voc), tmp_path / "resumed", resume=True, progress=False)
+    return straight, train(config, tmp_path / "resumed", resume=True, progress=False)
+
+
+def test_resume_continues_exactly(tiny_voc, tmp_path, monkeypatch):
+    straight, resumed = straight_and_resumed(tiny_config(tiny_voc), tmp_path, monkeypatch)
 
     a = torch.load(straight, weights_only=True)["model"]
     b = torch.load(resumed, weights_only=True)["model"]

@@ -29,7 +29,8 @@ from pixseg.io import cached_json, file_digest, json_text, write_text
 from pixseg.metrics import ConfusionMatrix, RegionMatches
 
 RUNS = {"plain": "segmentation loss only", "adversarial": "+ adversarial term"}
-COLUMNS = ["Training", "mIoU", "pixel acc", "region prec", "region rec"]
+# At most 10 characters each: the console table's column width.
+COLUMNS = ["Training", "mIoU", "pixel acc", "reg. prec", "reg. rec"]
 SCORES = ("miou", "pixel_acc", "region_precision", "region_recall")
 PANEL_IMAGES = 4
 
@@ -130,7 +131,7 @@ def plot_discriminator(path: Path, log_path: Path, start_after: int) -> Path:
     loss.plot(steps, [line["d_loss"] for line in lines], label="discriminator")
     loss.plot([s for s, line in zip(steps, lines) if "adv_loss" in line],
               [line["adv_loss"] for line in lines if "adv_loss" in line], label="adversarial term (segmenter)")
-    loss.axhline(2 * np.log(2), color="grey", linestyle=":", label="chance (2 ln 2)")
+    loss.axhline(2 * np.log(2), color="grey", linestyle=":", label="discriminator at chance (2 ln 2)")
     loss.set_ylabel("loss")
     for axis in (accuracy, loss):
         axis.axvline(start_after, color="grey", linestyle="--")
@@ -159,12 +160,14 @@ def render_study_report(path: Path, table: dict, runs: dict, panels: Path, curve
         f"&middot; {config.iterations} iterations, seed {config.seed}, the same for both runs"
         + (f" &middot; overrides: {html.escape(' '.join(overrides))}" if overrides else "") + "</p>",
         f"<p class='meta'>Adversarial term: lambda {settings['lambda']:g}, {settings['discriminator']} "
-        f"discriminator ({settings['channels']} channels), from step {settings['start_after'] + 1}; discriminator "
-        f"{settings['optim']['name']} at lr {settings['optim']['lr']:g}.</p>",
+        f"discriminator ({settings['channels']} channels, maps pooled {settings['downsample']}x), from step "
+        f"{settings['start_after'] + 1}; discriminator {settings['optim']['name']} at lr "
+        f"{settings['optim']['lr']:g}.</p>",
         "<h2>Scores (%) on val</h2>",
-        "<p class='meta'>region prec: predicted regions (8-connected, one class) whose IoU with a ground-truth "
-        "region of that class exceeds 0.5, over all predicted regions; region rec: the same matches over all "
-        "ground-truth regions. Spurious blobs and broken objects lower region precision.</p>",
+        "<p class='meta'>reg. prec (region precision): predicted regions (8-connected, one class) whose IoU "
+        "with a ground-truth region of that class exceeds 0.5, over all predicted regions; reg. rec (region "
+        "recall): the same matches over all ground-truth regions. Spurious blobs and broken objects lower "
+        "region precision.</p>",
         table_html(table), f"<ul>{counts}</ul>",
         "<h2>The discriminator during training</h2>", image_html(curves, "discriminator accuracy and losses"),
         "<h2>Examples</h2>", image_html(panels, "predictions without and with the adversarial term"),
