@@ -27,10 +27,7 @@ import numpy as np
 from numba import prange
 
 from pixseg.crf.grid_lattice import GridLattice
-from pixseg.crf.prefetch import prefetch_row
 from pixseg.jit import jit
-
-_FILL_AHEAD = 16  # pixels ahead whose rows _fill_entries prefetches
 
 
 def symmetric_norm(lattice):
@@ -151,13 +148,9 @@ def _merged_entries_numpy(kernels, order):
 
 @jit(parallel=True)
 def _fill_entries(own_offsets, weights, norm, order, base, alpha, weight, column, offsets, splat, slices):
-    """Row p of the merged tables from pixel order[p] (p itself when order is empty). Rows read in
-    pixel order are prefetched a few steps ahead: on large lattices they miss the caches."""
+    """Row p of the merged tables from pixel order[p] (p itself when order is empty)."""
     n = own_offsets.shape[0]
     for p in prange(n):
-        if order.size and p + _FILL_AHEAD < n:
-            prefetch_row(own_offsets, order[p + _FILL_AHEAD])
-            prefetch_row(weights, order[p + _FILL_AHEAD])
         i = np.int64(order[p]) if order.size else np.int64(p)
         scale = norm[i] * alpha * weight
         for r in range(own_offsets.shape[1]):
