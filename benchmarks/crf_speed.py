@@ -96,7 +96,7 @@ def seconds(function):
 
 def lattice_bytes(image, appearance, smoothness):
     """Bytes of the lattice tables: the appearance kernel's (per-pixel entries, the blur's chains,
-    the vertex-major splat table, one vertex value buffer with C padded to 24, the pixel order) and
+    the vertex-major splat table, one vertex value buffer with C padded to 24) and
     the smoothness kernel's, merged with them or as a grid (per-pixel cells and weights, row spans,
     and each band's ring of lattice rows), and the vertex count of both."""
     operator = numba_operator([
@@ -104,7 +104,6 @@ def lattice_bytes(image, appearance, smoothness):
         ("smoothness", lambda: smoothness_features(HEIGHT, WIDTH, smoothness[1]), smoothness[0])],
         HEIGHT, WIDTH, smoothness[1])
     tables = operator.offsets.nbytes + operator.splat_weights.nbytes + operator.slice_weights.nbytes
-    tables += 0 if operator.pixel_order is None else operator.pixel_order.nbytes
     tables += sum(part.nbytes for part in operator.blur)
     tables += sum(part.nbytes for part in splat_table(operator.offsets, operator.splat_weights, operator.num_vertices,
                                                      table_parts(HEIGHT * WIDTH)))

@@ -92,39 +92,6 @@ def test_torch_backend_agrees_with_numba_on_each_kernel_alone_and_with_a_matrix(
     assert np.abs(numba_q - torch_q).max() < 1e-3
 
 
-def test_pixels_visited_in_vertex_order_give_the_crf_of_image_order():
-    """A lattice numbered in key order makes the operator visit the pixels sorted by their least
-    vertex; mean field keeps its arrays in that order and returns Q in image order."""
-    channels = 5
-    image, probs = random_inputs(channels, seed=2)
-    results = []
-    for key_order_from in (None, 0):
-        appearance = PermutohedralLattice(appearance_features(image, 80.0, 13.0), key_order_from)
-        smoothness = PermutohedralLattice(smoothness_features(HEIGHT, WIDTH, 3.0))
-        operator = message_operator([(appearance, 10.0), (smoothness, 3.0)])
-        if key_order_from is None:
-            assert operator.pixel_order is None
-        else:
-            order = operator.pixel_order
-            np.testing.assert_array_equal(np.sort(order), np.arange(HEIGHT * WIDTH))
-            assert (np.diff(appearance.offsets.min(1)[order]) >= 0).all()
-            assert (order != np.arange(order.size)).any()
-        results.append(mean_field_numba(probs.reshape(channels, -1), False, operator, None, 5, np.uint8))
-    # Each vertex sums its points in another order: float32 rounding apart, the same Q.
-    np.testing.assert_array_equal(results[0][0], results[1][0])
-    np.testing.assert_allclose(results[0][1], results[1][1], atol=1e-5)
-
-
-@pytest.mark.parametrize("preset, reordered", [("reference", True), ("deeplab_v2", False)])
-def test_dense_crf_reorders_pixels_only_for_large_lattices_without_a_grid_kernel(preset, reordered):
-    (w1, theta_a, theta_b), (w2, theta_g) = CRF_PRESETS[preset]["appearance"], CRF_PRESETS[preset]["smoothness"]
-    for image, expected in ((random_inputs(2)[0], reordered), (np.full((HEIGHT, WIDTH, 3), 90, np.uint8), False)):
-        operator = numba_operator([("appearance", lambda: appearance_features(image, theta_a, theta_b), w1),
-                                   ("smoothness", lambda: smoothness_features(HEIGHT, WIDTH, theta_g), w2)],
-                                  HEIGHT, WIDTH, theta_g)
-        assert (operator.pixel_order is not None) == expected
-
-
 def test_tensor_inputs_give_tensors():
     image, probs = random_inputs(3)
     labels, q = dense_crf(torch.from_numpy(image), torch.from_numpy(probs))

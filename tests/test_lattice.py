@@ -73,14 +73,13 @@ def test_barycentric_weights_are_a_partition_of_unity():
     assert lattice.offsets.min() >= 0 and lattice.offsets.max() < lattice.num_vertices
 
 
-@pytest.mark.parametrize("key_order_from", [None, 1])
 @pytest.mark.parametrize("name", ["smoothness theta 3", "appearance reference"])
-def test_blur_chains_follow_the_lattice_neighbours(name, key_order_from):
+def test_blur_chains_follow_the_lattice_neighbours(name):
     """Every link of a numba blur chain is a lattice neighbour along its axis, and every pair of
-    neighbours is a link: checked against the torch lattice's neighbour table (its own numbering),
-    for both vertex numberings. Chains of one axis come ordered by their first vertex."""
+    neighbours is a link: checked against the torch lattice's neighbour table (its own numbering).
+    Chains of one axis come ordered by their first vertex."""
     features = FEATURES[name]()
-    chained = PermutohedralLattice(features, key_order_from)
+    chained = PermutohedralLattice(features)
     table = TorchLattice(torch.from_numpy(features))
     m = table.num_vertices
     to_table = np.empty(m, np.int64)
@@ -103,27 +102,14 @@ def test_blur_chains_follow_the_lattice_neighbours(name, key_order_from):
 
 
 @pytest.mark.parametrize("name", ["smoothness theta 3", "appearance reference"])
-def test_key_order_renames_the_vertices_and_filters_identically(name):
-    features = FEATURES[name]()
-    first_seen = PermutohedralLattice(features)
-    key_order = PermutohedralLattice(features, key_order_from=first_seen.num_vertices)
-    assert (first_seen.numbering, key_order.numbering) == ("first_seen", "key")
-    assert PermutohedralLattice(features, key_order_from=first_seen.num_vertices + 1).numbering == "first_seen"
-    # First appearance: vertex v is the v-th distinct vertex met in the points' entries.
-    _, first_entry = np.unique(first_seen.offsets.ravel(), return_index=True)
+def test_vertices_are_numbered_by_first_appearance(name):
+    lattice = PermutohedralLattice(FEATURES[name]())
+    # Vertex v is the v-th distinct vertex met in the points' entries.
+    _, first_entry = np.unique(lattice.offsets.ravel(), return_index=True)
     assert (np.diff(first_entry) > 0).all()
-    # The same vertices under other numbers: one bijection maps every entry.
-    rename = np.full(first_seen.num_vertices, -1)
-    rename[first_seen.offsets.ravel()] = key_order.offsets.ravel()
-    np.testing.assert_array_equal(rename[first_seen.offsets], key_order.offsets)
-    assert np.unique(rename).size == key_order.num_vertices == first_seen.num_vertices
-    assert (rename != np.arange(rename.size)).any()
-    values = signals()
-    np.testing.assert_array_equal(key_order.filter(values), first_seen.filter(values))
 
 
-@pytest.mark.parametrize("key_order", [False, True])
-def test_vertex_numbering_is_the_same_in_any_number_of_parts(key_order):
+def test_vertex_numbering_is_the_same_in_any_number_of_parts():
     """Every pass of the numbering runs over ranges in parallel (CI has one thread: ranges forced)."""
     features = FEATURES["appearance reference"]()
     n, d = features.shape
@@ -132,12 +118,11 @@ def test_vertex_numbering_is_the_same_in_any_number_of_parts(key_order):
     keys, first = np.empty(n * (d + 1), np.int64), np.empty(n * (d + 1), np.int32)
     _embed(features, scale, lows, shifts, keys, np.empty((n, d + 1), np.float32), first)
     distinct, first_row, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    results = [_number_vertices(keys, first, bits, parts, 0 if key_order else distinct.size + 1) for parts in (1, 2, 3)]
-    vertex_of, sorted_keys, number, first_seen = results[0]
-    assert first_seen != key_order
+    results = [_number_vertices(keys, first, bits, parts) for parts in (1, 2, 3)]
+    vertex_of, sorted_keys, number = results[0]
     np.testing.assert_array_equal(sorted_keys, distinct)
-    # Equal keys share a vertex, numbered by key or by the row where the key first appears.
-    rank = np.arange(distinct.size) if key_order else np.argsort(np.argsort(first_row))
+    # Equal keys share a vertex, numbered by the row where the key first appears.
+    rank = np.argsort(np.argsort(first_row))
     np.testing.assert_array_equal(number, rank)
     np.testing.assert_array_equal(vertex_of, rank[inverse.ravel()])
     for other in results[1:]:

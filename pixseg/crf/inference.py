@@ -18,7 +18,7 @@ from pixseg.crf.features import appearance_features, smoothness_features
 from pixseg.crf.kernels import message_operator
 from pixseg.crf.grid_lattice import GridLattice
 from pixseg.crf.lattice import PermutohedralLattice
-from pixseg.crf.meanfield import MIN_SHARES, mean_field_numba, mean_field_torch
+from pixseg.crf.meanfield import mean_field_numba, mean_field_torch
 from pixseg.crf.params import DEFAULT_APPEARANCE, DEFAULT_ITERATIONS, DEFAULT_SMOOTHNESS
 from pixseg.jit import check_threads, jit, numba_threads
 
@@ -109,19 +109,12 @@ def numba_operator(kernels, height, width, theta_g):
     when empty). Its smoothness kernel's lattice has about 1.15 N / theta_g^2 vertices: for narrow
     kernels (DeepLab v2's theta_g = 1) that is more than the image, and the grid form's one streaming
     pass beats the general lattice's passes over a table that size; for wide ones the general
-    lattice is small enough to stay in cache beside the appearance kernel's and costs less.
-
-    Without a grid kernel, a lattice too large for the splat to be fused into the pixel pass (more
-    than N / MIN_SHARES vertices, see `splat_shares`) numbers its vertices in key order, which
-    keeps the blur's chains local, and the operator then visits the pixels sorted by their
-    vertices (see `message_operator`). With a grid kernel the pixels stay in image order, which its
-    streaming pass needs, and so do the vertices' numbers: by first appearance, which keeps the
-    splat and slice local. Neither choice depends on the thread count, so neither does Q."""
+    lattice is small enough to stay in cache beside the appearance kernel's and costs less. The
+    choice depends on the bandwidth alone, never on the thread count, so Q does not either."""
     grid = theta_g < GRID_BELOW_THETA and any(name == "smoothness" for name, _, _ in kernels)
-    key_order_from = None if grid else height * width // MIN_SHARES + 1
     # Each lattice is dropped once merged.
     lattices = [(GridLattice(height, width, theta_g) if grid and name == "smoothness"
-                 else PermutohedralLattice(features(), key_order_from), weight) for name, features, weight in kernels]
+                 else PermutohedralLattice(features()), weight) for name, features, weight in kernels]
     return message_operator(lattices) if lattices else None
 
 

@@ -13,12 +13,6 @@ then slice(blur(splat(Q))) with a single splat and slice per pixel, whatever the
 Works on numpy arrays (numba backend) and torch tensors (torch backend) alike. The numba backend's
 smoothness kernel comes as a `GridLattice` instead, kept beside the merged one with its own weights
 (`MessageOperator.grid`): it filters in one streaming pass of its own.
-
-The numba operator may also visit the pixels in another order than the image's (`pixel_order`):
-on lattices numbered in key order (see `PermutohedralLattice`), pixels sorted by their least vertex
-read and write neighbouring vertex rows one after another in the splat and slice, as image order
-does on lattices numbered by first appearance. Mean field then keeps its per-pixel arrays in that
-order and puts Q back in image order at the end.
 """
 
 from dataclasses import dataclass
@@ -44,8 +38,7 @@ class MessageOperator:
     `splat_weights`, `slice_weights`. `blur`: the lattice backend's plan for blurring all kernels'
     vertices at once (`merge_blur` of the lattice class). Kernels are stored deepest first.
     `grid`: None, or (GridLattice, splat weights, slice weights) (N x 3 each) for a kernel on
-    the pixel grid, filtered on its own (`GridLattice.filter_rows`). `pixel_order`: None (image
-    order), or int32 N: row p of the per-pixel tables belongs to pixel pixel_order[p].
+    the pixel grid, filtered on its own (`GridLattice.filter_rows`).
     """
 
     offsets: object
@@ -54,13 +47,10 @@ class MessageOperator:
     blur: tuple
     num_vertices: int
     grid: tuple = None
-    pixel_order: object = None
 
 
 def message_operator(kernels):
-    """Merge [(lattice, weight), ...] (numba or torch lattices, not mixed) into one MessageOperator.
-    When the deepest numba lattice numbers its vertices in key order and there is no grid kernel,
-    the pixels are visited sorted by their least vertex of that lattice (see the module doc)."""
+    """Merge [(lattice, weight), ...] (numba or torch lattices, not mixed) into one MessageOperator."""
     if not kernels:
         raise ValueError("a message operator needs at least one kernel")
     grids = [(lattice, weight) for lattice, weight in kernels if isinstance(lattice, GridLattice)]
@@ -79,9 +69,7 @@ def message_operator(kernels):
     total = sum(lattice.num_vertices for lattice in lattices)
     if not isinstance(lattices[0].offsets, np.ndarray):
         return MessageOperator(*_merged_entries_torch(kernels), blur, total, grid)
-    reorder = grid is None and lattices[0].numbering == "key"
-    order = _pixel_order(lattices[0].offsets, lattices[0].num_vertices) if reorder else None
-    return MessageOperator(*_merged_entries_numpy(kernels, order), blur, total, grid, order)
+    return MessageOperator(*_merged_entries_numpy(kernels), blur, total, grid)
 
 
 def _grid_entries(lattice, weight):
@@ -106,40 +94,17 @@ def _merged_entries_torch(kernels):
             torch.cat(slices, 1).contiguous())
 
 
-@jit()
-def _pixel_order(offsets, num_vertices):
-    """The pixels sorted by their least vertex, image order among equals (a counting sort)."""
-    n, entries = offsets.shape
-    least = np.empty(n, np.int32)
-    starts = np.zeros(num_vertices + 1, np.int64)
-    for i in range(n):
-        v = offsets[i, 0]
-        for e in range(1, entries):
-            v = min(v, offsets[i, e])
-        least[i] = v
-        starts[v + 1] += 1
-    for v in range(num_vertices):
-        starts[v + 1] += starts[v]
-    order = np.empty(n, np.int32)
-    for i in range(n):
-        order[starts[least[i]]] = i
-        starts[least[i]] += 1
-    return order
-
-
-def _merged_entries_numpy(kernels, order):
-    """The N x E offsets, splat and slice weights of numba lattices, rows in `order` (None: image
-    order), filled in one pass per kernel (a chain of numpy operations over these tables cost more
-    than the rest of the set-up)."""
+def _merged_entries_numpy(kernels):
+    """The N x E offsets, splat and slice weights of numba lattices, filled in one pass per kernel
+    (a chain of numpy operations over these tables costs more than the rest of the set-up)."""
     n = kernels[0][0].num_points
-    order = np.zeros(0, np.int32) if order is None else order
     entries = sum(lattice.dim + 1 for lattice, _ in kernels)
     offsets = np.empty((n, entries), np.int32)
     splat = np.empty((n, entries), np.float32)
     slices = np.empty((n, entries), np.float32)
     base = column = 0
     for lattice, weight in kernels:
-        _fill_entries(lattice.offsets, lattice.weights, symmetric_norm(lattice), order, base,
+        _fill_entries(lattice.offsets, lattice.weights, symmetric_norm(lattice), base,
                       np.float32(lattice.alpha), np.float32(weight), column, offsets, splat, slices)
         base += lattice.num_vertices
         column += lattice.dim + 1
@@ -147,14 +112,13 @@ def _merged_entries_numpy(kernels, order):
 
 
 @jit(parallel=True)
-def _fill_entries(own_offsets, weights, norm, order, base, alpha, weight, column, offsets, splat, slices):
-    """Row p of the merged tables from pixel order[p] (p itself when order is empty)."""
+def _fill_entries(own_offsets, weights, norm, base, alpha, weight, column, offsets, splat, slices):
+    """One kernel's columns of the merged tables."""
     n = own_offsets.shape[0]
-    for p in prange(n):
-        i = np.int64(order[p]) if order.size else np.int64(p)
+    for i in prange(n):
         scale = norm[i] * alpha * weight
         for r in range(own_offsets.shape[1]):
-            offsets[p, column + r] = own_offsets[i, r] + base
-            splat[p, column + r] = weights[i, r] * norm[i]
-            slices[p, column + r] = weights[i, r] * scale
+            offsets[i, column + r] = own_offsets[i, r] + base
+            splat[i, column + r] = weights[i, r] * norm[i]
+            slices[i, column + r] = weights[i, r] * scale
 

@@ -14,10 +14,7 @@ lattice neighbour of a vertex along axis j has packed key `key + delta_j`, and a
 keeps the sorted order, so one sweep of the sorted keys per axis finds every vertex's successor
 and, meeting each vertex after its predecessor, its place in the blur's chains. Vertices
 are numbered in order of first appearance in the points, so consecutive pixels touch nearby rows
-in the splat and slice; or, on lattices of at least `key_order_from` vertices, in key order, which
-suits the blur of large tables: the successors of consecutive vertices along an axis are again
-consecutive (their keys plus one constant), so chains walked one after another read neighbouring
-rows instead of rows scattered over the table.
+in the splat and slice.
 
 Values are N x C with the channel innermost, so a vertex's C values are one contiguous row; a
 filter holds one M x C table. The splat is a gather (each vertex sums the rows of the points that
@@ -309,12 +306,11 @@ def _first_seen_numbers(sorted_keys, order, bounds):
 
 
 @jit(parallel=True)
-def _number_vertices(keys, first, bits, parts, key_order_from):
-    """Number the distinct keys: in order of first appearance, or ascending when there are at least
-    key_order_from of them. Only rows that are their own `first` are sorted; the others copy their
-    first row's vertex. Returns the vertex of every row, the distinct keys ascending with the
-    vertex number of each, and whether the numbering is by first appearance. Every pass runs over
-    `parts` ranges in parallel."""
+def _number_vertices(keys, first, bits, parts):
+    """Number the distinct keys in order of first appearance. Only rows that are their own `first`
+    are sorted; the others copy their first row's vertex. Returns the vertex of every row and the
+    distinct keys ascending with the vertex number of each. Every pass runs over `parts` ranges in
+    parallel."""
     rows = keys.size
     row_bounds = _part_bounds(rows, parts)
     own = np.zeros(parts + 1, np.int64)
@@ -333,8 +329,7 @@ def _number_vertices(keys, first, bits, parts, key_order_from):
     bounds = _part_bounds(candidates.size, parts)
     bases = _run_bases(sorted_keys, bounds)
     m = bases[parts]
-    first_seen = m < key_order_from
-    number_at = _first_seen_numbers(sorted_keys, order, bounds) if first_seen else np.empty(0, np.int32)
+    number_at = _first_seen_numbers(sorted_keys, order, bounds)
     sorted_vertex_keys = np.empty(m, np.int64)
     number = np.empty(m, np.int32)
     for part in prange(parts):
@@ -342,7 +337,7 @@ def _number_vertices(keys, first, bits, parts, key_order_from):
         for k in range(bounds[part], bounds[part + 1]):
             if k == 0 or sorted_keys[k] != sorted_keys[k - 1]:
                 sorted_vertex_keys[g] = sorted_keys[k]
-                number[g] = number_at[order[k]] if first_seen else g
+                number[g] = number_at[order[k]]
                 g += 1
     vertex_of = np.empty(rows, np.int32)
     for part in prange(parts):
@@ -352,7 +347,7 @@ def _number_vertices(keys, first, bits, parts, key_order_from):
             vertex_of[candidates[order[k]]] = number[g]
     for row in prange(rows):  # a row's `first` is a candidate, numbered above
         vertex_of[row] = vertex_of[first[row]]
-    return vertex_of, sorted_vertex_keys, number, first_seen
+    return vertex_of, sorted_vertex_keys, number
 
 
 @jit(parallel=True)
@@ -566,18 +561,17 @@ class PermutohedralLattice:
     remove it, as the CRF's kernel normalisation does). Attributes used by mean-field inference:
     `offsets`, `weights` (N x (d+1): each point's simplex vertices and barycentric weights),
     `chains` (the blur's (vertices, bounds, axis_starts), see `_chains`), `num_vertices` (M),
-    `alpha`, and `numbering`: "first_seen", or "key" when there are at least key_order_from
-    vertices (see the module doc; None: never). threads: how many threads building and filtering
+    and `alpha`. threads: how many threads building and filtering
     use (None: numba's setting for the calling thread when the lattice is made); the result is
     the same to the bit on any number.
     """
 
-    def __init__(self, features, key_order_from=None, *, threads=None):
+    def __init__(self, features, *, threads=None):
         self.threads = check_threads(threads)
         with numba_threads(self.threads):
-            self._build(features, key_order_from)
+            self._build(features)
 
-    def _build(self, features, key_order_from):
+    def _build(self, features):
         features = np.ascontiguousarray(features, dtype=np.float32)
         if features.ndim != 2 or features.shape[0] == 0 or features.shape[1] == 0:
             raise ValueError(f"lattice features must be a non-empty N x d array, got shape {features.shape}")
@@ -591,13 +585,10 @@ class PermutohedralLattice:
         first = np.empty(n * (d + 1), np.int32)
         self.weights = np.empty((n, d + 1), np.float32)
         _embed(features, scale, lows, shifts, keys, self.weights, first)
-        never = np.iinfo(np.int64).max
-        vertex_of, sorted_vertex_keys, number, first_seen = _number_vertices(
-            keys, first, bits, table_parts(n * (d + 1)), never if key_order_from is None else int(key_order_from))
+        vertex_of, sorted_vertex_keys, number = _number_vertices(keys, first, bits, table_parts(n * (d + 1)))
         del keys, first
         self.offsets = vertex_of.reshape(n, d + 1)
         self.num_vertices = number.size
-        self.numbering = "first_seen" if first_seen else "key"
         self.chains = _chains(sorted_vertex_keys, number, neighbour_deltas(shifts))
         # The reference's correction for the blur's extra weight on the centre (see Adams et al.).
         self.alpha = np.float32(1.0 / (1.0 + 2.0 ** -d))

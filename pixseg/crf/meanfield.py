@@ -12,8 +12,7 @@ pass over the pixels (slice the blurred values, add the grid message and the log
 softmax). On lattices small next to the image the
 splat is fused into that pass (each new row of Q scattered at once into per-thread tables); on
 large ones it is a separate gather. Q and the log-potential are kept N x C' with C padded to a
-multiple of 8 (log-potential -inf, so padded labels have Q = 0), their rows in the operator's pixel
-order (see `kernels.message_operator`).
+multiple of 8 (log-potential -inf, so padded labels have Q = 0).
 
 Vectorisation notes, from reading the generated code: numba leaves LLVM's SLP vectoriser off, so
 only loops vectorise, never unrolled straight-line code; exp and log are polynomials on bit patterns
@@ -253,25 +252,6 @@ def _potential_from_energies(unary, potential):
         row[channels:] = -np.inf
 
 
-@jit(parallel=True)
-def _gather_rows(source, order, out):
-    """out[p] = source[order[p]] (row copies as plain loops: a row assignment costs twice as much)."""
-    n = order.size
-    for p in prange(n):
-        row, target = source[order[p]], out[p]
-        for k in range(row.size):
-            target[k] = row[k]
-
-
-@jit(parallel=True)
-def _scatter_rows(source, order, out):
-    """out[order[p]] = source[p]."""
-    for p in prange(order.size):
-        row, target = source[p], out[order[p]]
-        for k in range(row.size):
-            target[k] = row[k]
-
-
 @jit(parallel=True, fastmath=FASTMATH)
 def _to_channels(q, q_out, labels):
     """q_out (C x N) = the first C columns of q (N x C'), and labels = their argmax (the first on
@@ -321,21 +301,16 @@ def splat_shares(num_points, num_vertices):
 def mean_field_numba(values, is_unary, operator, compat, iterations, label_dtype):
     """values: C x N unary energies (is_unary; +inf allowed, not -inf or NaN) or probabilities;
     operator: a MessageOperator of numba lattices (unused when iterations == 0); compat: C x C or
-    None (Potts). Returns (labels N of `label_dtype`, Q C x N float32). The per-pixel arrays
-    follow the operator's pixel order; Q comes back in image order."""
+    None (Potts). Returns (labels N of `label_dtype`, Q C x N float32)."""
     channels, n = values.shape
     cp = -(-channels // _LANES) * _LANES
-    order = operator.pixel_order if iterations > 0 else None
     # float32 throughout, as the reference: a probability below float32's range counts as 0, which
     # changes no Q (its exp underflows whatever the message) and keeps one compiled kernel.
     values = np.ascontiguousarray(values, dtype=np.float32)
     potential = np.empty((n, cp), np.float32)  # -unary = log p
     q = np.empty((n, cp), np.float32)
-    # With a pixel order, -unary is written in image order into q (not in use yet), then gathered.
     potential_from = _potential_from_energies if is_unary else _potential_from_probabilities
-    potential_from(values, potential if order is None else q)
-    if order is not None:
-        _gather_rows(q, order, potential)
+    potential_from(values, potential)
     matrix = np.zeros((cp, cp) if compat is not None else (0, 0), np.float32)
     if compat is not None:
         matrix[:channels, :channels] = compat
@@ -361,9 +336,6 @@ def mean_field_numba(values, is_unary, operator, compat, iterations, label_dtype
                 blur(vertex_values, *operator.blur)
                 _pixel_pass(potential, matrix, offsets, slice_weights, vertex_values, extra, q, True)
             del vertex_values, table
-    if order is not None:
-        _scatter_rows(q, order, potential)  # the log-potential is not needed again
-        q = potential
     del potential
     q_out = np.empty((channels, n), np.float32)
     labels = np.empty(n, label_dtype)
