@@ -16,17 +16,22 @@ it, pixseg's timings are printed alone.
 """
 
 import argparse
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
+
+# Before numba and torch load OpenMP, as the pixseg command does: OpenMP's default busy-waiting
+# threads spin against every other process on the cores (same results either way).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 import skimage.data
 import torch
 from skimage.transform import resize
 
-from pixseg.crf import CRFasRNN
+from pixseg.crf import CRFasRNN, keep_freed_memory
 
 HEIGHT, WIDTH, LABELS, ITERATIONS = 375, 500, 21, 5
 APPEARANCE, SMOOTHNESS = (5.0, 160.0, 3.0), (3.0, 3.0)
@@ -70,6 +75,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--reference", help="folder holding crfasrnn_pytorch's crfasrnn package (built in place)")
     args = parser.parse_args()
+    keep_freed_memory()  # as the pixseg command does; it serves both layers
     ours = CRFasRNN(LABELS, ITERATIONS, APPEARANCE, SMOOTHNESS)
     reference = reference_layer(args.reference)
     generator = torch.Generator().manual_seed(0)
