@@ -3,8 +3,8 @@
 
 numba's own cache (`njit(cache=True)`) checks only the file that defines a kernel: its entries stay
 valid while that file's time stamp and size do. pixseg's kernels also compile in code from their
-neighbours (inlined helpers and intrinsics such as `pixseg.crf.lanes`, constants such as
-`pixseg.crf.lattice.FASTMATH`), so after an edit of a neighbour, or an upgrade
+neighbours (inlined helpers such as `pixseg.crf.lanes`, intrinsics such as `pixseg.crf.prefetch`,
+constants such as `pixseg.crf.lattice.FASTMATH`), so after an edit of a neighbour, or an upgrade
 of pixseg that keeps a file's size and time, numba would load the old machine code.
 
 Here a kernel's cache entries are also keyed by a digest of the source of every module in its

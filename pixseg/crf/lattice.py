@@ -22,7 +22,9 @@ touch it, listed by `splat_table`), the slice a gather over each point's vertice
 The blur is done in place along chains: the successors along one axis form disjoint runs, and
 walking a run while keeping the previous old row gives exactly [1/2, 1, 1/2] of the old values,
 touching only vertices that have a neighbour along that axis (on large, sparse lattices most have
-none) and needing no second table. Chains are blurred in parallel.
+none) and needing no second table. Chains are blurred in parallel. The gathers prefetch the rows
+they will read a few steps ahead (`pixseg.crf.prefetch`): lattices of tens of megabytes miss the
+caches on nearly every row.
 """
 
 import math
@@ -31,6 +33,7 @@ import numpy as np
 from numba import get_num_threads, prange
 
 from pixseg.crf.lanes import add_scaled, blur_step
+from pixseg.crf.prefetch import prefetch_row
 from pixseg.jit import check_threads, jit, numba_threads
 
 # Reassociation and contraction only: energies may legitimately be +-inf, so no "ninf"/"nnan".
@@ -43,7 +46,10 @@ _RADIX_BITS = 11  # 2048 buckets: fewest passes over 40- to 50-bit keys while th
 _EMBED_CHUNK = 32768
 _EMBED_BLOCK = 128  # points whose simplices are found together, step by step (64 to 256 equally fast)
 _CACHE = 65536
+# How many table reads ahead the gathers prefetch: far enough that a row arrives before it is read.
+_BLUR_AHEAD = 16
 _BLUR_PARTS = 64
+_SPLAT_AHEAD = 32
 
 
 def scale_factors(d):
@@ -481,10 +487,13 @@ def splat_table(offsets, weights, num_vertices, parts):
 def splat(values, starts, points, point_weights, out):
     """out[v] = sum over the points i that touch vertex v of their weight * values[i] (N x C' rows
     in, M x C' out), in parallel over the vertices: each row is written once, no private buffers."""
+    total = points.size
     for v in prange(out.shape[0]):
         row = out[v]
         row[:] = 0.0
         for t in range(starts[v], starts[v + 1]):
+            if t + _SPLAT_AHEAD < total:
+                prefetch_row(values, points[t + _SPLAT_AHEAD])
             add_scaled(row, values[points[t]], point_weights[t])
 
 
@@ -510,6 +519,8 @@ def blur(values, vertices, bounds, axis_starts):
                 previous[:] = 0.0
                 last = bounds[chain + 1] - 1
                 for t in range(bounds[chain], last):
+                    if t + _BLUR_AHEAD < vertices.size:
+                        prefetch_row(values, vertices[t + _BLUR_AHEAD])
                     blur_step(values[vertices[t]], values[vertices[t + 1]], previous, half)
                 add_scaled(values[vertices[last]], previous, half)
 

@@ -27,6 +27,7 @@ from numba import prange
 
 from pixseg.crf.lanes import add_scaled
 from pixseg.crf.lattice import FASTMATH, blur, splat, splat_table, table_parts
+from pixseg.crf.prefetch import prefetch_row
 from pixseg.jit import jit
 
 _LANES = 8
@@ -36,6 +37,8 @@ _LANES = 8
 MIN_SHARES, MAX_SHARES = 2, 4
 _CHUNK = 2048  # pixels per parallel work item (scratch rows are allocated per item)
 _BLOCK = 64  # pixels whose logits are exponentiated in one flat loop
+# Pixels ahead whose lattice rows the slice prefetches: on large lattices nearly every row misses.
+_SLICE_AHEAD = 4
 # exp(x) for x <= 0 as 2^n * p(r): the classic single-precision reduction x = n ln2 + r, |r| <= ln2/2,
 # with a degree-7 polynomial (relative error ~2e-7).
 _LOG2E = np.float32(1.4426950408889634)
@@ -127,13 +130,16 @@ def _block_logits(start, count, stop, potential, compat, offsets, slice_weights,
     sliced from the blurred lattice values (M x C') plus extra[i] (N x C' or 0 rows: none), zero
     when not do_slice. `compat` is 0 x 0 for
     Potts (then the message enters with a plus sign, as the reference's -w K Q), else the padded
-    C' x C' matrix."""
+    C' x C' matrix. Rows of pixels up to `stop` are prefetched."""
     cp = potential.shape[1]
     entries = offsets.shape[1]
     for p in range(count):
         i = start + p
         logit = flat[p * cp:(p + 1) * cp]
         if do_slice:
+            if i + _SLICE_AHEAD < stop:
+                for e in range(entries):
+                    prefetch_row(blurred, offsets[i + _SLICE_AHEAD, e])
             if extra.shape[0] > 0:
                 given = extra[i]
                 for k in range(cp):
