@@ -6,11 +6,7 @@ import torch
 from PIL import Image
 
 from pixseg.cli import main
-from pixseg.crf import CRF_PRESETS, DEFAULT_PRESET, PermutohedralLattice, dense_crf, dense_crf_batch
-from pixseg.crf.inference import numba_operator
-from pixseg.crf.features import appearance_features, smoothness_features
-from pixseg.crf.kernels import message_operator
-from pixseg.crf.meanfield import mean_field_numba
+from pixseg.crf import CRF_PRESETS, DEFAULT_PRESET, dense_crf, dense_crf_batch
 from pixseg.data.palette import read_label_png
 
 HEIGHT, WIDTH = 48, 64

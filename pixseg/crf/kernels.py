@@ -24,7 +24,6 @@ from pixseg.crf.grid_lattice import GridLattice
 from pixseg.jit import jit
 
 
-
 def symmetric_norm(lattice):
     """1 / sqrt(K 1): the reference's NORMALIZE_SYMMETRIC factor per point (float32, length N)."""
     filtered = lattice.filter(np.ones((1, lattice.num_points), np.float32))
