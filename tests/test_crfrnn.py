@@ -4,8 +4,8 @@ import torch
 from torch.func import functional_call
 
 from pixseg.crf import CRFasRNN, dense_crf
-from pixseg.crf.crfrnn import PairFilter, _ExactKernel, _NumbaPair, _Pair, _TorchKernel
-from pixseg.crf.features import appearance_features, smoothness_features
+from pixseg.crf.crfrnn import LatticeFilter, _ExactKernel, _NumbaKernel, _TorchKernel
+from pixseg.crf.features import appearance_features
 
 PARAMETERS = ("appearance_weights", "smoothness_weights", "compatibility")
 
@@ -41,24 +41,20 @@ def test_gradcheck_through_the_exact_filter():
     assert torch.autograd.gradcheck(run, (logits.double().requires_grad_(), *params), eps=1e-6, atol=1e-5)
 
 
-@pytest.mark.parametrize("backend", ["numba", "torch"])
-def test_lattice_backward_is_the_transpose_of_its_forward(backend):
-    """<K_a x_a + K_s x_s, y> = <x_a, K_a^T y> + <x_s, K_s^T y>: the reversed blur is the exact
-    transpose of the lattice filter, not only of the Gaussian it approximates."""
+@pytest.mark.parametrize("kernel_class", [_NumbaKernel, _TorchKernel])
+def test_lattice_backward_is_the_transpose_of_its_forward(kernel_class):
+    """<K x, y> = <x, K^T y>: the reversed blur is the exact transpose of the lattice filter, not
+    only of the Gaussian it approximates."""
     _, images = scene(20, 30, 2)
-    features = [appearance_features(images[0].permute(1, 2, 0).numpy(), 5.0, 10.0), smoothness_features(20, 30, 2.0)]
-    if backend == "numba":
-        pair = _NumbaPair(features)
-    else:
-        pair = _Pair(*(_TorchKernel(torch.from_numpy(f)) for f in features))
+    features = appearance_features(images[0].permute(1, 2, 0).numpy(), 5.0, 10.0)
+    kernel = kernel_class(features if kernel_class is _NumbaKernel else torch.from_numpy(features))
     generator = torch.Generator().manual_seed(1)
-    x_a, x_s, y = (torch.randn(600, 4, generator=generator) for _ in range(3))
-    forward = (pair.forward(x_a, x_s) * y).sum()
-    back_a, back_s = pair.transpose(y)
-    backward = (x_a * back_a).sum() + (x_s * back_s).sum()
+    x, y = torch.randn(600, 4, generator=generator), torch.randn(600, 4, generator=generator)
+    forward = (kernel(x, transpose=False) * y).sum()
+    backward = (x * kernel(y, transpose=True)).sum()
     assert abs(float(forward) - float(backward)) <= 1e-5 * float(forward.abs() + 1)
     # And the plain forward is not symmetric by itself, so the test can tell the two apart.
-    assert abs(float(forward) - float((x_a * pair.forward(y, 0 * y)).sum() + (x_s * pair.forward(0 * y, y)).sum())) > 1e-4
+    assert abs(float(forward) - float((x * kernel(y, transpose=False)).sum())) > 1e-4
 
 
 def gradients(backend, logits, images, iterations=3):
@@ -125,9 +121,8 @@ def test_float_images_and_what_learns():
 def test_no_tensor_saved_per_blur_step():
     """The filter's graph node keeps the lattice, not the values it filtered."""
     logits, images = scene(8, 8, 2)
-    pair = _Pair(_ExactKernel(appearance_features(images[0].permute(1, 2, 0).numpy(), 3.0, 10.0)),
-                 _ExactKernel(smoothness_features(8, 8, 2.0)))
-    out = PairFilter.apply(torch.rand(64, 2, requires_grad=True), torch.rand(64, 2, requires_grad=True), pair)
+    kernel = _ExactKernel(appearance_features(images[0].permute(1, 2, 0).numpy(), 3.0, 10.0))
+    out = LatticeFilter.apply(torch.rand(64, 2, requires_grad=True), kernel)
     assert out.grad_fn.saved_tensors == ()
 
 

@@ -11,8 +11,8 @@ iteration with probs = softmax(U) (Potts adds the same total to every label, whi
 The Gaussian filter is linear, so its gradient is the filter's transpose applied to the incoming
 gradient: splat and slice swap roles and stay the same matrices, the blur runs its axes in reverse
 order (each axis's [1/2, 1, 1/2] pass is symmetric), and the diagonal normalisation is its own
-transpose. `PairFilter` is that autograd Function, for both kernels at once: it keeps the lattices
-built in the forward pass for the backward, and nothing per blur step. No gradient reaches the image.
+transpose. `LatticeFilter` is that autograd Function: it keeps the lattice built in the forward pass
+for the backward, and nothing per blur step. No gradient reaches the image.
 
 Backends: "numba" (CPU; the lattice of `pixseg.crf.lattice`), "torch" (any device;
 `pixseg.crf.lattice_torch`), "exact" (the O(N^2) filter of `pixseg.crf.exact` in float64, the
@@ -42,89 +42,51 @@ LEARNABLE = ("appearance", "smoothness", "compatibility")
 BACKENDS = ("auto", "numba", "torch", "exact")
 
 
-class PairFilter(torch.autograd.Function):
-    """K_a x_a + K_s x_s for the two normalised kernels of `pair` (`_NumbaPair`, or `_Pair` of two
-    `_TorchKernel` or `_ExactKernel`), N x C rows each; the backward is (K_a^T g, K_s^T g), the same
-    lattices reused with the blur reversed."""
+class LatticeFilter(torch.autograd.Function):
+    """kernel(values) for N x C rows of a filter object (`_NumbaKernel`, `_TorchKernel`,
+    `_ExactKernel`); the backward applies the same filter's transpose, reusing its lattice."""
 
     @staticmethod
-    def forward(ctx, appearance_input, smoothness_input, pair):
-        ctx.pair = pair
-        return pair.forward(appearance_input, smoothness_input)
+    def forward(ctx, values, kernel):
+        ctx.kernel = kernel
+        return kernel(values, transpose=False)
 
     @staticmethod
     def backward(ctx, grad):
-        return (*ctx.pair.transpose(grad.contiguous()), None)
+        return ctx.kernel(grad.contiguous(), transpose=True), None
 
 
-class _NumbaPair:
-    """Both kernels on numba lattices whose vertices are numbered one after another, so that one
-    pass serves the two: the forward splats each input onto its own lattice's vertices, blurs all
-    vertices together (one parallel pass per axis) and slices the sum in one gather per pixel; the
-    transpose splats the gradient onto all vertices at once and slices each kernel's part. The
-    splat tables are built once and serve every call."""
+class _NumbaKernel:
+    """A normalised Gaussian kernel D^-1/2 K D^-1/2 on the numba lattice of N x d features; the
+    splat's gather table is built once and serves every forward and backward call."""
 
     def __init__(self, features, threads=None):
         self.threads = threads
-        lattices = [numba_lattice.PermutohedralLattice(f, threads=threads) for f in features]
-        self.num_vertices = sum(lattice.num_vertices for lattice in lattices)
-        self.bounds = np.cumsum([0] + [lattice.num_vertices for lattice in lattices])
+        lattice = numba_lattice.PermutohedralLattice(features, threads=threads)
+        norm = symmetric_norm(lattice)[:, None]
+        self.offsets, self.num_vertices, self.chains = lattice.offsets, lattice.num_vertices, lattice.chains
         with numba_threads(threads):
-            parts = numba_lattice.table_parts(lattices[0].num_points)
-            self.chains = numba_lattice.PermutohedralLattice.merge_blur(lattices)
-            self.own, merged = [], []
-            for lattice, base in zip(lattices, self.bounds):
-                norm = symmetric_norm(lattice)[:, None]
-                splat_weights, slice_weights = lattice.weights * norm, lattice.weights * (norm * lattice.alpha)
-                self.own.append((numba_lattice.splat_table(lattice.offsets, splat_weights, lattice.num_vertices, parts),
-                                 lattice.offsets, slice_weights))
-                merged.append((lattice.offsets + np.int32(base), splat_weights, slice_weights))
-            offsets, splat_weights, slice_weights = (np.ascontiguousarray(np.concatenate(part, 1)) for part in zip(*merged))
-            self.merged = (numba_lattice.splat_table(offsets, splat_weights, self.num_vertices, parts), offsets,
-                           slice_weights)
+            self.table = numba_lattice.splat_table(lattice.offsets, lattice.weights * norm, lattice.num_vertices,
+                                                   numba_lattice.table_parts(lattice.num_points))
+        self.slice_weights = lattice.weights * (norm * lattice.alpha)
 
-    def forward(self, *inputs):
+    def __call__(self, values, transpose):
         with numba_threads(self.threads):
-            vertex_values = np.empty((self.num_vertices, inputs[0].shape[1]), np.float32)
-            for values, (table, _, _), start, stop in zip(inputs, self.own, self.bounds, self.bounds[1:]):
-                numba_lattice.splat(_rows(values), *table, vertex_values[start:stop])
-            numba_lattice.blur(vertex_values, *self.chains)
-            out = np.empty((inputs[0].shape[0], vertex_values.shape[1]), np.float32)
-            _, offsets, slice_weights = self.merged
-            numba_lattice.slice_rows(vertex_values, offsets, slice_weights, out)
-        return torch.from_numpy(out).to(inputs[0].device, inputs[0].dtype)
+            return self._filter(values, transpose)
 
-    def transpose(self, grad):
-        with numba_threads(self.threads):
-            rows = _rows(grad)
-            vertex_values = np.empty((self.num_vertices, rows.shape[1]), np.float32)
-            numba_lattice.splat(rows, *self.merged[0], vertex_values)
-            vertices, bounds, axis_starts = self.chains
+    def _filter(self, values, transpose):
+        rows = np.ascontiguousarray(values.detach().cpu().numpy(), dtype=np.float32)
+        vertex_values = np.empty((self.num_vertices, rows.shape[1]), np.float32)
+        numba_lattice.splat(rows, *self.table, vertex_values)
+        vertices, bounds, axis_starts = self.chains
+        if transpose:
             for axis in reversed(range(axis_starts.size - 1)):
                 numba_lattice.blur(vertex_values, vertices, bounds, axis_starts[axis:axis + 2])
-            outs = []
-            for (_, offsets, slice_weights), start, stop in zip(self.own, self.bounds, self.bounds[1:]):
-                out = np.empty_like(rows)
-                numba_lattice.slice_rows(vertex_values[start:stop], offsets, slice_weights, out)
-                outs.append(torch.from_numpy(out).to(grad.device, grad.dtype))
-        return outs
-
-
-def _rows(values):
-    return np.ascontiguousarray(values.detach().cpu().numpy(), dtype=np.float32)
-
-
-class _Pair:
-    """Two single kernels (`_TorchKernel`, `_ExactKernel`: kernel(values, transpose)) as a pair."""
-
-    def __init__(self, appearance, smoothness):
-        self.kernels = appearance, smoothness
-
-    def forward(self, *inputs):
-        return sum(kernel(values, transpose=False) for kernel, values in zip(self.kernels, inputs))
-
-    def transpose(self, grad):
-        return [kernel(grad, transpose=True) for kernel in self.kernels]
+        else:
+            numba_lattice.blur(vertex_values, vertices, bounds, axis_starts)
+        out = np.empty_like(rows)
+        numba_lattice.slice_rows(vertex_values, self.offsets, self.slice_weights, out)
+        return torch.from_numpy(out).to(values.device, values.dtype)
 
 
 class _TorchKernel:
@@ -219,7 +181,7 @@ class CRFasRNN(nn.Module):
         return torch.stack(refined).transpose(1, 2).reshape(batch, channels, height, width).to(logits.dtype)
 
     def _kernels(self, image, backend, device):
-        """The appearance and smoothness kernels of one 3 x H x W image, as a pair (see PairFilter)."""
+        """The appearance and smoothness kernels of one 3 x H x W image."""
         pixels = image.detach().permute(1, 2, 0).cpu().numpy()
         pixels = pixels if pixels.dtype == np.uint8 else pixels.astype(np.float32)
         features = [appearance_features(pixels, self.theta_a, self.theta_b),
@@ -227,21 +189,21 @@ class CRFasRNN(nn.Module):
         if backend == "torch":
             features = [torch.from_numpy(f).to(device) for f in features]
         if backend == "numba":
-            return _NumbaPair(features, self.threads)
-        return _Pair(*(_KERNELS[backend](f) for f in features))
+            return [_NumbaKernel(f, self.threads) for f in features]
+        return [_KERNELS[backend](f) for f in features]
 
 
 def _mean_field(unary, kernels, parameters, iterations):
     """`iterations` CRF-RNN steps on one image's unary logits, pixels x labels rows."""
+    appearance, smoothness = kernels
     appearance_weights, smoothness_weights, compatibility = parameters
     current = unary
     for _ in range(iterations):
         q = torch.softmax(current, dim=1)
-        # mu (W_a K_a q + W_s K_s q) = K_a (q (mu W_a)^T) + K_s (q (mu W_s)^T): the label mixing
-        # acts on the other axis than the kernels, so it goes first, and one lattice pass filters
-        # both kernels and sums them; the graph keeps Q, not the filtered maps.
-        current = unary - PairFilter.apply(q @ (compatibility @ appearance_weights).T,
-                                           q @ (compatibility @ smoothness_weights).T, kernels)
+        # mu (W_a K_a q + W_s K_s q) with mu folded into the C x C weights first: the graph then
+        # keeps two filtered maps per iteration, not also their weighted sum.
+        current = unary - (LatticeFilter.apply(q, appearance) @ (compatibility @ appearance_weights).T
+                           + LatticeFilter.apply(q, smoothness) @ (compatibility @ smoothness_weights).T)
     return current
 
 
