@@ -8,11 +8,16 @@ from pixseg.data.synthetic import make_synthetic_voc
 from pixseg.engine.sweep import parse_values
 
 
-def test_sweep_writes_one_row_per_weight_and_resumes(tmp_path, capsys):
+def sweep_args(tmp_path, values: str, iterations: int, holdout: float) -> list[str]:
+    """A sweep of tiny models on 4 training and 2 val images."""
     data = make_synthetic_voc(tmp_path / "data", n_train=4, n_val=2, size=(32, 32), seed=5, progress=False)
-    args = ["sweep-weights", "--config", "experiment_quick", "--data", str(data), "--out", str(tmp_path / "sweep"),
-            "--values", "0,0.5,1", "iterations=2", "val_every=2", "batch_size=2", "data.crop_size=32",
-            "data.holdout=0.25", "model.width=0.0625"]
+    return ["sweep-weights", "--config", "experiment_quick", "--data", str(data), "--out", str(tmp_path / "sweep"),
+            "--values", values, f"iterations={iterations}", f"val_every={iterations}", "batch_size=2",
+            "data.crop_size=32", f"data.holdout={holdout}", "model.width=0.0625"]
+
+
+def test_sweep_writes_one_row_per_weight_and_resumes(tmp_path, capsys):
+    args = sweep_args(tmp_path, "0,0.5,1", iterations=2, holdout=0.25)
     assert main(args) == 0
     with open(tmp_path / "sweep" / "sweep.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -31,10 +36,7 @@ def test_sweep_writes_one_row_per_weight_and_resumes(tmp_path, capsys):
 
 
 def test_sweep_scores_val_only_when_asked(tmp_path, capsys):
-    data = make_synthetic_voc(tmp_path / "data", n_train=4, n_val=2, size=(32, 32), seed=5, progress=False)
-    args = ["sweep-weights", "--config", "experiment_quick", "--data", str(data), "--out", str(tmp_path / "sweep"),
-            "--values", "0.5", "iterations=1", "val_every=1", "batch_size=2", "data.crop_size=32",
-            "data.holdout=0", "model.width=0.0625"]
+    args = sweep_args(tmp_path, "0.5", iterations=1, holdout=0)
     assert main(args) == 2
     assert "data.holdout = 0" in capsys.readouterr().err
     assert not (tmp_path / "sweep").exists()
