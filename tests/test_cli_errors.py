@@ -64,3 +64,18 @@ def test_unusable_output_paths(tmp_path, monkeypatch, capsys, command, option, k
         assert err.count("\n") == 1 and err.startswith(f"pixseg {command[0]}: error: "), (name, err)
         assert str(path) in err and words in err, (name, err)
         assert snapshot(tmp_path) == before, name
+
+
+@pytest.mark.parametrize("command", ["zoo", "experiment", "demo", "adversarial-study"])
+def test_bad_worker_counts_and_empty_model_lists_are_refused_first(tmp_path, capsys, command):
+    out = tmp_path / "run"
+    for workers in ("0", "-1", "two"):
+        with pytest.raises(SystemExit) as stop:
+            main([command, "--out", str(out), "--workers", workers])
+        assert stop.value.code == 2
+        assert f"--workers: expected a whole number >= 1, got '{workers}'" in capsys.readouterr().err
+    if command != "adversarial-study":  # an empty list once meant every model
+        assert main([command, "--out", str(out), "--models", " , "]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--models ' , ': expected one or more comma-separated names" in err
+    assert not out.exists()

@@ -66,6 +66,8 @@ def test_train_resume_eval(video, tmp_path, capsys):
                  "--horizons", "3,x"]) == 2
     error = capsys.readouterr().err
     assert "--horizons '3,x'" in error and len(error.strip().splitlines()) == 1
+    assert main(["forecast", "eval", "--checkpoint", str(out / "nothere.pt"), "--data", str(video)]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"checkpoint {out / 'nothere.pt'} does not exist")
 
 
 def window_loss(model, video) -> float:

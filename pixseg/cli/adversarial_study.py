@@ -1,6 +1,6 @@
 """`pixseg adversarial-study`: one network trained without and with the adversarial term; report.html."""
 
-from pixseg.cli.common import add_data_arguments, add_device_argument, data_overrides
+from pixseg.cli.common import add_data_arguments, add_device_argument, data_overrides, positive_int
 
 
 def register(subparsers):
@@ -11,7 +11,7 @@ def register(subparsers):
     parser.add_argument("--out", default="runs/adversarial", help="output folder (rerun to resume)")
     parser.add_argument("--config", default="adversarial_quick",
                         help="training config with an adversarial section (default: adversarial_quick)")
-    parser.add_argument("--workers", type=int, default=2, help="processes training the two runs on a CPU")
+    parser.add_argument("--workers", type=positive_int, default=2, help="processes training the two runs on a CPU")
     add_device_argument(parser)
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides, both runs")
     parser.set_defaults(func=run)

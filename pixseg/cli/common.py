@@ -10,6 +10,25 @@ from pixseg.engine.inference import MODES, InferenceConfig, check_inference
 from pixseg.engine.refine import CRF_MODES, make_refiner
 
 
+def positive_int(text: str) -> int:
+    """argparse type for a count of processes or items: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def name_list(text: str, flag: str) -> list[str]:
+    """Comma-separated names; none at all is an error (an empty list must not mean 'all')."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise ValueError(f"{flag} {text!r}: expected one or more comma-separated names")
+    return names
+
+
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
 

@@ -1,7 +1,7 @@
 """`pixseg experiment`: Liu & Lew's study (3 FCNs x 2 losses x 3 post-processings) with a report."""
 
 from pixseg.cli.common import (add_data_arguments, add_device_argument, add_inference_arguments, data_overrides,
-                               inference_overrides)
+                               inference_overrides, name_list, positive_int)
 
 MODELS = "fcn32s,fcn16s,fcn8s"
 
@@ -12,7 +12,7 @@ def add_experiment_arguments(parser, default_out: str) -> None:
     parser.add_argument("--out", default=default_out, help="output folder (rerun to resume)")
     parser.add_argument("--models", default=MODELS, help=f"comma-separated, from {MODELS}")
     parser.add_argument("--pretrained", default=None, help="torchvision vgg16-*.pth for the full budget")
-    parser.add_argument("--workers", type=int, default=2,
+    parser.add_argument("--workers", type=positive_int, default=2,
                         help="processes training models (on a CPU) and computing objectness maps")
     parser.add_argument("--schedule", choices=("staged", "scratch"), default="staged",
                         help="staged: each finer FCN starts from the trained coarser one (Long et al.); "
@@ -37,7 +37,7 @@ def run(args):
     from pixseg.io import check_output_folder
 
     check_output_folder(args.out)
-    run_experiment(args.out, args.data, [m.strip() for m in args.models.split(",") if m.strip()],
+    run_experiment(args.out, args.data, name_list(args.models, "--models"),
                    budget=getattr(args, "budget", "quick"), device=args.device, pretrained=args.pretrained,
                    workers=args.workers, overrides=[*data_overrides(args), *inference_overrides(args),
                                                     *args.overrides],

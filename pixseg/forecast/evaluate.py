@@ -47,11 +47,11 @@ def evaluate_forecasts(checkpoint, data, out_dir, *, split: str = "val", horizon
     rollout.gif and report.html under out_dir and returns {"miou": {method: {horizon: value}}, ...}.
     A folder holding results of another checkpoint, dataset or setting is refused."""
     out_dir = Path(out_dir)
+    device = resolve_device(device)
+    model, config = load_forecaster(checkpoint, device)  # first: a missing or foreign file is named as a checkpoint
     key = {"checkpoint_sha256": file_digest(checkpoint), "data": str(Path(data).resolve()), "split": split,
            "horizons": list(horizons), "stride": stride}
     _check_same_evaluation(out_dir / RESULTS_NAME, key)
-    device = resolve_device(device)
-    model, config = load_forecaster(checkpoint, device)
     bad = [h for h in horizons if h % config.gap]
     if bad:
         raise ValueError(f"horizons {bad} are not multiples of {config.gap}, the frame gap {checkpoint} "
