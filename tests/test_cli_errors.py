@@ -79,3 +79,10 @@ def test_bad_worker_counts_and_empty_model_lists_are_refused_first(tmp_path, cap
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "--models ' , ': expected one or more comma-separated names" in err
     assert not out.exists()
+
+
+def test_crf_label_map_must_be_named_png(tmp_path, capsys):
+    out = tmp_path / "labels.jpg"
+    assert main(["crf", "--image", "no.png", "--probs", "no.npy", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--out {out}: expected a .png file name" in err and not out.exists()

@@ -37,6 +37,8 @@ def run(args):
     if args.probs is None and args.unary is None:
         raise ValueError("give --probs (C x H x W probabilities) or --unary (C x H x W energies)")
     check_output_file(args.out)
+    if not args.out.lower().endswith(".png"):  # the bytes would be PNG whatever the name says
+        raise ValueError(f"--out {args.out}: expected a .png file name (the label map is a palette PNG)")
     if args.save_q is not None:
         check_output_file(args.save_q, "--save-q")
     check_not_inputs([("--out", args.out), ("--save-q", args.save_q)],
