@@ -19,7 +19,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from pixseg.engine.evaluate import predict_probs

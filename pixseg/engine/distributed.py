@@ -74,11 +74,6 @@ def wrap_model(model: torch.nn.Module, device: torch.device, sync_batchnorm: boo
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
 
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The network inside a DistributedDataParallel wrapper (its state dict has no `module.` prefix)."""
-    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-
-
 def broadcast_buffers(module: torch.nn.Module) -> None:
     """Give every process rank 0's buffers (batch norm statistics). DistributedDataParallel sends them
     at the start of each training forward, and each process's own batch then moves its copy: before
