@@ -4,6 +4,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from pixseg.data import VOCSegmentation
+from pixseg.data.synthetic import make_synthetic_voc
+from pixseg.data.transforms import EvalTransform
+from pixseg.metrics import ConfusionMatrix
 from pixseg.models import create_model
 from pixseg.models.dilation import context_module, identity_init
 from pixseg.models.layers import resample
@@ -213,3 +217,74 @@ def test_each_model_overfits_a_fixed_batch(name):
 def test_overfit_check_fails_without_optimizer_steps():
     first, last = overfit_loss("pspnet", 10, step=False)
     assert last > 0.8 * first
+
+
+@pytest.fixture(scope="module")
+def fixed_batch(tmp_path_factory):
+    """Eight synthetic images with VOC's 21 classes, and the mIoU of predicting background everywhere."""
+    root = make_synthetic_voc(tmp_path_factory.mktemp("voc"), n_train=8, n_val=1, size=(48, 48), seed=3,
+                              progress=False)
+    dataset = VOCSegmentation(root, "train")
+    pairs = [EvalTransform()(*dataset[index]) for index in range(8)]
+    images, labels = torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+    return images, labels, batch_miou(torch.zeros_like(labels), labels)
+
+
+def batch_miou(predicted, labels) -> float:
+    matrix = ConfusionMatrix(21)
+    matrix.update(predicted, labels)
+    return matrix.compute()["miou"]
+
+
+def learned_miou(model, images, labels, steps, step=True) -> float:
+    """mIoU on a fixed batch after `steps` Adam steps on it (the zoo's learning rate)."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    for _ in range(steps):
+        loss = F.cross_entropy(model(images), labels, ignore_index=255)
+        optimizer.zero_grad()
+        loss.backward()
+        if step:
+            optimizer.step()
+    with torch.no_grad():
+        return batch_miou(model.eval()(images).argmax(1), labels)
+
+
+# How far a few dozen steps must lift mIoU on the fixed batch above all-background (IoU, 0..1).
+LEARNING_MARGIN = 0.05
+# The VGG nets the zoo trains from scratch, at its quick settings but narrower, and the steps each
+# needs: without residual paths they sit at the class prior (all background) for a few dozen steps
+# before the object classes separate, the longest where the only path to the scores is the deepest.
+VGG_NETS = {"fcn8s": ({"width": 1 / 16, "padding": "compact", "batch_norm": True}, 40),
+            "deeplab_v1": ({"backbone": "vgg16_bn", "width": 1 / 16}, 60),
+            "dilation": ({"backbone": "vgg16_bn", "width": 1 / 16, "context": "none"}, 70)}
+
+
+@pytest.mark.parametrize("name", VGG_NETS)
+def test_vgg_nets_beat_all_background_on_a_fixed_batch(fixed_batch, name):
+    images, labels, background = fixed_batch
+    options, steps = VGG_NETS[name]
+    torch.manual_seed(0)
+    score = learned_miou(create_model(name, 21, **options), images, labels, steps)
+    assert score > background + LEARNING_MARGIN, (score, background)
+
+
+def test_dilation_context_module_learns_on_a_trained_front_end(fixed_batch):
+    # As the zoo trains it: the front end first, then the context module added at its identity start.
+    images, labels, background = fixed_batch
+    torch.manual_seed(0)
+    options, steps = VGG_NETS["dilation"]
+    front = create_model("dilation", 21, **options)
+    learned_miou(front, images, labels, steps)
+    whole = create_model("dilation", 21, **{**options, "context": "basic"})
+    assert whole.load_state_dict(front.state_dict(), strict=False).missing_keys == [
+        name for name in whole.state_dict() if name.startswith("context.")]
+    score = learned_miou(whole, images, labels, 20)
+    assert score > background + LEARNING_MARGIN, (score, background)
+
+
+def test_learning_check_fails_without_optimizer_steps(fixed_batch):
+    images, labels, background = fixed_batch
+    torch.manual_seed(0)
+    score = learned_miou(create_model("dilation", 21, **VGG_NETS["dilation"][0]), images, labels, 5, step=False)
+    assert score < background + LEARNING_MARGIN

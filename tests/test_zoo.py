@@ -8,12 +8,14 @@ import pytest
 
 from pixseg.cli import main
 from pixseg.data.synthetic import make_synthetic_voc
+from pixseg.engine.checkpoint import load_checkpoint
 from pixseg.engine.zoo import QUICK_OPTIONS, model_spec, run_zoo
 from pixseg.models import MODELS
 
 TINY = ["iterations=2", "val_every=2", "batch_size=2", "data.crop_size=32", "data.holdout=0.25",
         "model.width=0.0625"]
-MODELS_RUN = ["fcn16s", "pspnet"]  # a plain net and one with an auxiliary head
+# A plain net, one with an auxiliary head and one trained in two stages.
+MODELS_RUN = ["fcn16s", "pspnet", "dilation"]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,7 @@ def test_tables_hold_each_models_evaluations_and_costs(zoo):
         cost = json.loads((out / "results" / f"{name}-cost.json").read_text())
         assert row[1] == pytest.approx(cost["params"] / 1e6) and row[2] > 0 and row[4] > row[3] > 0
     with open(out / "zoo_accuracy.csv", newline="") as handle:
-        assert [r[0] for r in csv.reader(handle)] == ["Model", "FCN-16s", "pspnet"]
+        assert [r[0] for r in csv.reader(handle)] == ["Model", "FCN-16s", "pspnet", "dilation"]
 
 
 def test_every_stage_left_its_files(zoo):
@@ -47,6 +49,16 @@ def test_every_stage_left_its_files(zoo):
     assert "<script" not in page and page.count("data:image/png;base64,") == 1
     assert "backbone=resnet18" in page  # the quick options each model was trained with
     assert "budget: quick with iterations=2 val_every=2" in page  # a changed budget says so
+
+
+def test_dilation_adds_its_context_module_to_a_trained_front_end(zoo):
+    out, _ = zoo
+    first = load_checkpoint(out / "models" / "dilation-first-stage" / "checkpoint.pt")
+    whole = load_checkpoint(out / "models" / "dilation" / "checkpoint.pt")
+    assert first["config"]["model"]["context"] == "none" and whole["config"]["model"]["context"] == "basic"
+    assert whole["config"]["model"]["init"] == str(out / "models" / "dilation-first-stage" / "checkpoint.pt")
+    assert first["step"] == whole["step"] == 1  # half of the budget's 2 iterations each
+    assert not any(key.startswith("context.") for key in first["model"])
 
 
 def test_a_rerun_reuses_everything(zoo):

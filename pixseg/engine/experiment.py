@@ -110,6 +110,12 @@ def study_data(out: Path, data, config: str, overrides) -> tuple[Path, object, o
     return root, base, val
 
 
+def stage_length(config, fraction: float) -> str:
+    """The override that trains for `fraction` of `config`'s iterations (or epochs)."""
+    key, value = ("iterations", config.iterations) if config.iterations is not None else ("epochs", config.epochs)
+    return f"{key}={max(1, round(value * fraction))}"
+
+
 def run_name(model: str, loss: str) -> str:
     return f"{model}-{loss}"
 
@@ -147,9 +153,8 @@ def run_experiment(out: str | Path, data: str | Path | None = None, models=("fcn
         if init_from is None:
             return load_config(BUDGETS[budget], settings)
         full = load_config(BUDGETS[budget], settings)
-        length = ("iterations", full.iterations) if full.iterations is not None else ("epochs", full.epochs)
         return load_config(BUDGETS[budget], [*settings, f"model.init={init_from}",
-                                             f"{length[0]}={max(1, round(length[1] * FINETUNE_FRACTION))}"])
+                                             stage_length(full, FINETUNE_FRACTION)])
 
     first = models[0]
     values = SWEEP_VALUES[budget]

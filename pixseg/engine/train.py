@@ -26,6 +26,7 @@ from pixseg.engine.precision import as_float, autocast, grad_scaler
 from pixseg.io import check_output_folder, json_text, remove_stale_temporaries, write_text
 from pixseg.losses import create_loss, weight_method
 from pixseg.models import CRFRNN, FCN, create_model
+from pixseg.models.dilation import Dilation
 
 CHECKPOINT_NAME = "checkpoint.pt"
 # The weights of the validation with the highest mIoU so far, beside the last ones.
@@ -65,22 +66,24 @@ def load_initial_weights(model: torch.nn.Module, path: str | Path) -> None:
     try:
         target.load_state_dict(state)
     except RuntimeError as error:
-        if not _coarser_fcn(target, state):
+        if not _first_stage(target, state):
             first = str(error).splitlines()[0]
             raise ValueError(f"model.init = {str(path)!r}: its weights do not fit this model ({first}); expected "
-                             f"a checkpoint of the same network, or of a coarser FCN on the same backbone") from None
+                             f"a checkpoint of the same network, or of its first stage on the same backbone (a "
+                             f"coarser FCN, the Dilation front end)") from None
         own = target.state_dict()
         target.load_state_dict({k: v for k, v in state.items() if own[k].shape == v.shape}, strict=False)
 
 
-def _coarser_fcn(model: torch.nn.Module, state: dict) -> bool:
-    """Whether `state` is a coarser FCN on `model`'s backbone, e.g. FCN-32s for an FCN-16s: Long et al.
-    start each finer FCN from the trained coarser one. Its layers are a subset of the finer net's;
-    the finer net's new score layers keep their zero start and its final upsampler, of another
-    factor, its bilinear one."""
+def _first_stage(model: torch.nn.Module, state: dict) -> bool:
+    """Whether `state` is the network `model` is trained from in stages, on the same backbone: a
+    coarser FCN (FCN-32s for an FCN-16s: Long et al. start each finer FCN from the trained coarser
+    one) or the Dilation front end (Yu & Koltun add the context module to a trained front end). Its
+    layers are a subset of `model`'s; the layers it lacks keep their start: the finer FCN's zero
+    score layers and bilinear upsampler, the context module's identity."""
     own = model.state_dict()
     backbone = [k for k in own if k.startswith("backbone.")]
-    return (isinstance(model, FCN) and bool(backbone) and set(state) <= set(own)
+    return (isinstance(model, (FCN, Dilation)) and bool(backbone) and set(state) <= set(own)
             and all(state.get(k) is not None and state[k].shape == own[k].shape for k in backbone))
 
 

@@ -8,7 +8,9 @@ rerun resumes from whatever is on disk.
 
 Budgets: "quick" trains narrow versions (QUICK_OPTIONS: channel widths of 1/8 to 1/4, ResNet-18
 where the paper has ResNet-101, VGG16 with BatchNorm, the basic context module) from scratch on a
-CPU; "full" trains the published configurations (the builders' defaults).
+CPU; "full" trains the published configurations (the builders' defaults). Dilation is trained as
+its authors train it: the front end for half the iterations, then the whole network, context
+module added, for the other half (FIRST_STAGES).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import numpy as np
 
 from pixseg.engine.config import load_config
 from pixseg.engine.experiment import (MODEL_TITLES, TUNE_TRIALS, Stages, check_study, evaluation, format_table,
-                                      study_data, table_csv, table_markdown, train_all, tuned_crf_settings)
+                                      stage_length, study_data, table_csv, table_markdown, train_all,
+                                      tuned_crf_settings)
 from pixseg.engine.train import load_trained_model, resolve_device
 from pixseg.io import write_text
 from pixseg.models import MODELS, create_model, model_options
@@ -43,6 +46,13 @@ QUICK_OPTIONS = {
     "dilation": {"backbone": "vgg16_bn", "width": 0.125, "context": "basic"},
 }
 COST_SIZE = (512, 512)
+# Architectures trained in two stages, as their reference trains them: first the network without
+# its last part, then the whole network starting from it, each stage for half the budget's
+# iterations. Yu & Koltun add the identity-initialised context module to a trained front end:
+# trained jointly from scratch, its ReLUs pass only positive class scores, so a class the net
+# first scores below zero gets no gradient through them, and the net stayed at all-background
+# longer than its front end alone.
+FIRST_STAGES = {"dilation": {"context": "none"}}
 
 
 def model_title(name: str) -> str:
@@ -78,13 +88,29 @@ def run_zoo(out: str | Path, data: str | Path | None = None, models=None, budget
     root, base, val = study_data(out, data, BUDGETS[budget], overrides)
 
     stages.begin(f"training {len(models)} models ({budget} budget)")
-    jobs = {}
+
+    def config(spec, *extra):
+        return load_config(BUDGETS[budget], [f"data.root={root}", f"model={json.dumps(spec)}", f"device={device}",
+                                             *overrides, *extra])
+
+    jobs, later = {}, {}
     for name in models:
-        config = load_config(BUDGETS[budget], [f"data.root={root}", f"model={json.dumps(model_spec(name, budget))}",
-                                               f"device={device}", *overrides])
-        jobs[name] = (config, out / "models" / name)
+        spec = model_spec(name, budget)
+        if name in FIRST_STAGES:
+            half = stage_length(config(spec), 0.5)
+            jobs[f"{name}-first-stage"] = (config({**spec, **FIRST_STAGES[name]}, half),
+                                           out / "models" / f"{name}-first-stage")
+            later[name] = (spec, half)
+        else:
+            jobs[name] = (config(spec), out / "models" / name)
     parallel = workers if resolve_device(device).type == "cpu" else 1
     checkpoints = train_all(jobs, parallel, progress)
+    if later:
+        print(f"{', '.join(later)}: the whole network, starting from its trained first stage", flush=True)
+        later = {name: (config(spec, half, f"model.init={checkpoints[f'{name}-first-stage']}"), out / "models" / name)
+                 for name, (spec, half) in later.items()}
+        checkpoints.update(train_all(later, parallel, progress))
+        jobs.update(later)
     torch_device = resolve_device(device)
 
     stages.begin("choosing CRF parameters on held-out training images (never val)")
