@@ -239,6 +239,24 @@ def test_eval_and_predict_take_the_modes(trained, tmp_path, capsys):
     assert (np.asarray(Image.open(tmp_path / "multi" / "val_000000.png")) == probs["multi"].argmax(0)).all()
 
 
+def test_tune_crf_takes_the_modes(trained, tmp_path):
+    import json
+
+    from pixseg.cli import main
+
+    data, checkpoint = trained
+    results = {}
+    for name, mode in (("whole", []), ("slide", ["--mode", "slide", "--crop", "40", "40"])):
+        out = tmp_path / f"{name}.json"
+        assert main(["tune-crf", "--checkpoint", str(checkpoint), "--data", str(data), "--split", "train",
+                     "--trials", "0", "--iterations", "1", "--out", str(out), *mode]) == 0
+        results[name] = json.loads(out.read_text())
+    assert results["slide"]["inference"]["crop"] == [40, 40] and results["whole"]["inference"]["mode"] == "whole"
+    # One window over each 40 x 40 image: the same probabilities, so the same scores.
+    assert results["slide"]["no_crf_miou"] == results["whole"]["no_crf_miou"]
+    assert results["slide"]["trials"] == results["whole"]["trials"]
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--mode", "slide"], "--crop = None; expected a window size (height, width) for --mode slide"),
     (["--crop", "8", "8"], "--crop = [8, 8]; expected null"),

@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from pixseg.cli.common import add_data_arguments, add_device_argument, data_from_args
+from pixseg.cli.common import (add_data_arguments, add_device_argument, add_inference_arguments, data_from_args,
+                               inference_from_args)
 
 
 def register(subparsers):
@@ -16,11 +17,13 @@ def register(subparsers):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="JSON file for the result (default: beside the checkpoint)")
     add_device_argument(parser)
+    add_inference_arguments(parser, batching=False)
     parser.set_defaults(func=run)
 
 
 def run(args):
     from pixseg.engine.datasets import check_model_classes, open_split
+    from pixseg.engine.inference import prediction_settings
     from pixseg.engine.train import load_trained_model, resolve_device, training_split
     from pixseg.engine.tune_crf import candidate_settings, tune_crf
     from pixseg.io import check_not_inputs, check_output_file, json_text, write_text
@@ -35,6 +38,7 @@ def run(args):
     check_not_inputs([("--out", out)], [("--checkpoint", args.checkpoint)])
     device = resolve_device(args.device)
     model, config = load_trained_model(args.checkpoint, device)
+    inference = inference_from_args(args, config.inference)
     model_classes = config.data.num_classes
     config.data = data_from_args(args, config.data)
     if args.split is not None:
@@ -45,8 +49,9 @@ def run(args):
                              "give --split with images it did not train on")
         images = training_split(config, held_out=True)
     check_model_classes(images, model_classes, args.checkpoint)
-    result = tune_crf(model, images, device, candidate_settings(args.trials, args.iterations, args.seed))
-    write_text(out, json_text(result))
+    result = tune_crf(model, images, device, candidate_settings(args.trials, args.iterations, args.seed),
+                      inference=inference)
+    write_text(out, json_text({**result, "inference": prediction_settings(inference)}))
     best = result["best"]
     print(f"best on {result['num_images']} held-out images: appearance {best['appearance']}, "
           f"smoothness {best['smoothness']}, mIoU {100 * result['best_miou']:.2f} "
