@@ -86,3 +86,21 @@ def test_crf_label_map_must_be_named_png(tmp_path, capsys):
     assert main(["crf", "--image", "no.png", "--probs", "no.npy", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"--out {out}: expected a .png file name" in err and not out.exists()
+
+
+@pytest.mark.parametrize("command", [["zoo", "optim.lr=abc"], ["zoo", "nokey=1"], ["adversarial-study", "--config", "nothere"],
+                                     ["experiment", "--pretrained", "nothere.pt"]])
+def test_study_settings_are_checked_before_data_is_made(tmp_path, capsys, command):
+    out = tmp_path / "run"
+    assert main([command[0], "--out", str(out), *command[1:]]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and not out.exists(), err
+
+
+def test_objectness_counts_name_their_flag(tmp_path, capsys):
+    image = tmp_path / "a.png"
+    image.write_bytes(b"")  # never read: the count is checked first
+    for flag in ("--n-superpixels", "--n-seeds", "--level-sets"):
+        assert main(["objectness", str(image), "--out", str(tmp_path / "maps"), flag, "0"]) == 2
+        assert f"{flag} 0: expected a whole number >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "maps").exists()

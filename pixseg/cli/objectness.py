@@ -47,6 +47,10 @@ def run(args):
     options = {name: value for name, value in (("n_superpixels", args.n_superpixels), ("n_seeds", args.n_seeds),
                                                 ("level_sets", args.level_sets), ("max_iou", args.max_iou))
                if value is not None}
+    for flag, value in (("--n-superpixels", args.n_superpixels), ("--n-seeds", args.n_seeds),
+                        ("--level-sets", args.level_sets)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} {value}: expected a whole number >= 1")
     out = check_output_folder(args.out)
     if args.cache is not None:
         check_output_folder(args.cache, "--cache")

@@ -103,6 +103,7 @@ def check_study(models, known, budget: str, budgets: dict) -> None:
 def study_data(out: Path, data, config: str, overrides) -> tuple[Path, object, object]:
     """A study's data folder (the synthetic set under out/data unless `data` names one), the
     budget's config for it and its val split as that config reads it."""
+    load_config(config, list(overrides))  # a bad key or value fails before any data is made
     root = Path(data) if data else ensure_synthetic_data(out / "data", **SYNTHETIC_DATA)
     base = load_config(config, [f"data.root={root}", *overrides])
     val = open_split(base.data, base.data.val_split)
@@ -140,6 +141,8 @@ def run_experiment(out: str | Path, data: str | Path | None = None, models=("fcn
     models = [m for m in MODEL_TITLES if m in models]
     if boundaries not in ("learned", "gradient"):
         raise ValueError(f"--boundaries {boundaries!r}: expected learned or gradient")
+    if pretrained is not None and not Path(pretrained).is_file():
+        raise ValueError(f"--pretrained {pretrained}: no such file")
     stages = Stages(7)
 
     stages.begin("data")

@@ -80,7 +80,7 @@ def run_zoo(out: str | Path, data: str | Path | None = None, models=None, budget
     returns {"accuracy": table, "cost": table, "runs": metrics}. Costs are measured on cost_size
     (height, width) images."""
     out = Path(out)
-    models = list(models or MODELS)
+    models = list(MODELS if models is None else models)
     check_study(models, MODELS, budget, BUDGETS)
     stages = Stages(5)
 

@@ -17,7 +17,6 @@ context beyond the image mirrored.
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pixseg.models.backbones.weights import check_width, scaled_channels

@@ -75,7 +75,6 @@ def precompute(images, cache_dir, *, workers: int = 1, progress: bool = True, **
     for path in paths:
         if not path.is_file():
             raise FileNotFoundError(f"image file {path} does not exist")
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
     job = partial(_cache_one, cache_dir=str(cache_dir), options=options)
     bar = tqdm(total=len(paths), desc="objectness", unit="img", disable=not progress, dynamic_ncols=True)
     with bar:
