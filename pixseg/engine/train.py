@@ -430,10 +430,10 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, ove
         nonlocal saved
         if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
             raise ValueError(f"training diverged: the weights hold inf or NaN after step {step}; "
-                             f"{_kept(checkpoint_path, saved)} (lower optim.lr, now {config.optim.lr})")
+                             f"{checkpoint_kept(checkpoint_path, saved)} (lower optim.lr, now {config.optim.lr})")
         if adversary is not None and not adversary.parameters_finite():
             raise ValueError(f"training diverged: the discriminator's weights hold inf or NaN after step {step}; "
-                             f"{_kept(checkpoint_path, saved)} (lower adversarial.optim.lr, now "
+                             f"{checkpoint_kept(checkpoint_path, saved)} (lower adversarial.optim.lr, now "
                              f"{config.adversarial['optim']['lr']})")
         rngs = distributed.gather(rng_state(device))
         if distributed.is_main():
@@ -483,7 +483,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, ove
             if not math.isfinite(loss):
                 before = "no step before it" if last_loss is None else f"{last_loss:.4g} at step {step - 1}"
                 raise ValueError(f"training diverged: the loss became {loss} at step {step} "
-                                 f"(last finite loss {before}); {_kept(checkpoint_path, saved)} "
+                                 f"(last finite loss {before}); {checkpoint_kept(checkpoint_path, saved)} "
                                  f"(lower optim.lr, now {config.optim.lr})")
             last_loss = loss
             updating = True
@@ -520,7 +520,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, ove
         # Saving gathers every process's state, which interrupted processes cannot give.
         if not updating and done != saved and not distributed.active():
             save(done)
-        raise TrainingInterrupted(f"training stopped at step {done} of {total}; {_kept(checkpoint_path, saved)}; "
+        raise TrainingInterrupted(f"training stopped at step {done} of {total}; {checkpoint_kept(checkpoint_path, saved)}; "
                                   f"continue with --resume") from None
     except (ValueError, OSError) as error:
         raise _loader_error(error) from None
@@ -561,7 +561,8 @@ def _open_run(out_dir: Path, config: TrainConfig, resume: bool, overwrite: bool,
     return state
 
 
-def _kept(checkpoint_path: Path, step: int | None) -> str:
+def checkpoint_kept(checkpoint_path: Path, step: int | None) -> str:
+    """What an error or interruption leaves: the checkpoint's step, or that none was written."""
     if step is None:
         return "no checkpoint was written"
     return f"{checkpoint_path} holds step {step}"

@@ -20,7 +20,7 @@ from pixseg.data.cityscapes import CITYSCAPES_CLASSES
 from pixseg.data.sequences import GAP, INPUTS, LABEL_FOLDER, LABEL_SUFFIX, SequenceWindows
 from pixseg.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint
 from pixseg.engine.train import (CHECKPOINT_NAME, LOG_EVERY, LOG_NAME, ResumableBatches, TrainingInterrupted,
-                                 poly_schedule, resolve_device, restore_training)
+                                 checkpoint_kept, poly_schedule, resolve_device, restore_training)
 from pixseg.forecast.losses import forecast_loss
 from pixseg.forecast.model import MODELS, create_forecaster, rollout
 from pixseg.io import remove_stale_temporaries
@@ -195,7 +195,7 @@ def train_forecaster(config: ForecastConfig, out_dir, *, resume: bool = False, o
                 loss = sum(forecast_loss(out, y[:, k], mask[:, k]) for k, out in enumerate(outputs))
                 if not math.isfinite(loss.item()):
                     raise ValueError(f"training diverged: the loss became {loss.item()} at step {step}; "
-                                     f"{_kept(checkpoint_path, saved)}; lower --lr (now {config.lr})")
+                                     f"{checkpoint_kept(checkpoint_path, saved or None)}; lower --lr (now {config.lr})")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 updating = True
@@ -217,12 +217,8 @@ def train_forecaster(config: ForecastConfig, out_dir, *, resume: bool = False, o
                 save(done)
                 saved = done
             raise TrainingInterrupted(f"forecast training stopped at step {done} of {config.iterations}; "
-                                      f"{_kept(checkpoint_path, saved)}; continue with --resume") from None
+                                      f"{checkpoint_kept(checkpoint_path, saved or None)}; continue with --resume") from None
     return checkpoint_path
-
-
-def _kept(checkpoint_path: Path, step: int) -> str:
-    return f"{checkpoint_path} holds step {step}" if step else "no checkpoint was written"
 
 
 def _start_from(model, config: ForecastConfig, device) -> None:
