@@ -11,6 +11,7 @@ from pixseg.metrics import ConfusionMatrix
 from pixseg.models import create_model
 from pixseg.models.dilation import context_module, identity_init
 from pixseg.models.layers import resample
+from pixseg.models.pspnet import BinAverage
 
 NAMES = ("deeplab_v1", "deeplab_v2", "deeplab_v3", "deeplab_v3plus", "pspnet", "dilation")
 # Small but every layer present: builds in milliseconds, trains in seconds.
@@ -105,6 +106,15 @@ def test_output_is_aligned_with_the_input(name):
         model.backbone.grids = lambda: [(origin + 1, stride) for origin, stride in grids()]
         shifted = model(x)
         assert ((model(x.flip(-1)) - shifted.flip(-1)).abs().max() / shifted.abs().max()) > 1e-3
+
+
+@pytest.mark.parametrize("height, width", [(1, 1), (5, 7), (13, 9), (37, 61), (6, 6)])
+@pytest.mark.parametrize("bins", [1, 2, 3, 6])
+def test_pyramid_bins_are_adaptive_average_pooling(height, width, bins):
+    # Odd sizes give overlapping bins of unequal sizes (floor(i H / b) .. ceil((i + 1) H / b)); in
+    # float64 any other bound or weight would differ by far more than rounding.
+    images = torch.randn(2, 3, height, width, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(BinAverage(bins)(images), F.adaptive_avg_pool2d(images, bins), rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", ["deeplab_v3", "pspnet"])

@@ -9,14 +9,17 @@ from pixseg.cli import main
 from pixseg.engine.checkpoint import save_checkpoint
 from pixseg.engine.config import load_config
 from pixseg.engine.train import build_model
+from pixseg.models.unet import mirror_indices
 
 onnxruntime = pytest.importorskip("onnxruntime", reason="the export extra: pip install 'pixseg[export]'")
 
-# Tiny widths of three families: an FCN (crop offsets from the layer geometry), a DeepLab
-# (dilated ResNet, ASPP, decoder) and a U-Net (skips concatenated at every scale).
+# Tiny widths of four families: an FCN (crop offsets from the layer geometry), a DeepLab
+# (dilated ResNet, ASPP, decoder), a PSPNet (pyramid bins whose bounds depend on the size) and a
+# U-Net (skips concatenated at every scale).
 MODELS = {
     "fcn8s": {"width": 0.0625, "padding": "compact"},
     "deeplab_v3plus": {"backbone": "resnet18", "width": 0.125},
+    "pspnet": {"backbone": "resnet18", "width": 0.125},
     "unet": {"width": 0.0625},
 }
 
@@ -86,18 +89,34 @@ def test_an_existing_file_is_kept_without_overwrite(tmp_path, capsys):
     assert "--checkpoint" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name, options, fmt, message", [
-    ("fcn8s", {**MODELS["fcn8s"], "crf_rnn": True}, "onnx", "its CRF-as-RNN layer builds a permutohedral lattice"),
-    ("pspnet", {"backbone": "resnet18", "width": 0.125}, "onnx", "--format torchscript exports it"),
-    ("unet", {"width": 0.0625, "valid": True, "tile": 36}, "torchscript", "the valid U-Net cannot be exported"),
-])
-def test_unexportable_models_fail_in_one_line_and_leave_no_file(tmp_path, capsys, name, options, fmt, message):
-    write_checkpoint(tmp_path / "model.pt", name, **options)
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_valid_unet_exports_its_tile_network_and_the_tiles_stitch_to_the_model(tmp_path, capsys, fmt):
+    model = write_checkpoint(tmp_path / "model.pt", "unet", width=0.0625, valid=True, tile=36)
+    out = tmp_path / f"unet.{fmt}"
+    assert main(["export", "--checkpoint", str(tmp_path / "model.pt"), "--format", fmt, "--out", str(out)]) == 0
+    assert "predicts one tile" in capsys.readouterr().out
+    # The documented contract: 36 x 36 output tiles, each read from its window with 92 pixels of
+    # mirrored context; a 30 x 50 image needs one row of two tiles.
+    images = torch.randn(1, 3, 30, 50, generator=torch.Generator().manual_seed(1))
+    tiles = []
+    for left in (0, 36):
+        window = images.index_select(2, mirror_indices(-92, 36 + 92, 30))
+        tiles.append(run_exported(out, fmt, window.index_select(3, mirror_indices(left - 92, left + 36 + 92, 50))))
+    with torch.no_grad():
+        expected = model(images)
+    got = torch.cat(tiles, dim=3)[..., :30, :50]
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4 * max(1.0, float(expected.abs().max())))
+
+
+def test_crf_rnn_models_fail_in_one_line_and_leave_no_file(tmp_path, capsys):
+    write_checkpoint(tmp_path / "model.pt", "fcn8s", **MODELS["fcn8s"], crf_rnn=True)
     out = tmp_path / "out" / "model.onnx"
-    assert main(["export", "--checkpoint", str(tmp_path / "model.pt"), "--format", fmt, "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1 and "Traceback" not in err
-    assert not out.parent.exists() or not list(out.parent.iterdir())
+    for fmt in ("onnx", "torchscript"):
+        assert main(["export", "--checkpoint", str(tmp_path / "model.pt"), "--format", fmt, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "its CRF-as-RNN layer builds a permutohedral lattice" in err and err.count("\n") == 1
+        assert "Traceback" not in err
+        assert not out.parent.exists() or not list(out.parent.iterdir())
 
 
 def test_onnx_without_the_extra_says_what_to_install(tmp_path, capsys, monkeypatch):

@@ -23,3 +23,6 @@ def run(args):
     sizes = " and ".join(f"{shape[2]} x {shape[3]}" for shape in result["check_shapes"])
     print(f"wrote {args.out} ({args.format}, {result['classes']} classes; on {sizes} images its logits differ "
           f"from PyTorch's by at most {result['max_difference']:.2g} of their largest magnitude)")
+    if result["input"].startswith("one tile"):
+        print(f"the valid U-Net's file predicts {result['input']}; cut images into tiles as pixseg's overlap-tile "
+              "prediction does")

@@ -7,6 +7,12 @@ other sizes and batch sizes and compared with PyTorch before it is kept: a model
 pass took a size-dependent branch while being traced fails that check instead of being written.
 The classes, palette and normalisation go into the file's metadata (ONNX metadata_props, a
 TorchScript extra file named pixseg.json).
+
+The valid (unpadded) U-Net predicts an image tile by tile, as many tiles as the image needs, which
+a traced graph cannot repeat; its file holds the network that predicts one tile, and the caller
+cuts the image into tiles and stitches their logits (UNet.forward is the reference): the input is
+N x 3 x (h + 184) x (w + 184), the image's pixels with 92 pixels of context on each side
+(mirrored beyond the image), and the output N x C x h x w, with h and w each 16 k - 60 (k >= 4).
 """
 
 from __future__ import annotations
@@ -28,16 +34,21 @@ CHECK_SHAPES = ((1, 3, 45, 71), (3, 3, 97, 130))
 # Largest difference from PyTorch's logits accepted, relative to their largest magnitude (ONNX
 # Runtime fuses and reorders float32 arithmetic).
 TOLERANCE = 1e-4
+# The valid U-Net's tile network: inputs of output size + 184, output sizes 20 and 36 traced,
+# 4, 52 and 20 checked.
+TILE_EXAMPLE_SHAPE = (2, 3, 204, 220)
+TILE_CHECK_SHAPES = ((1, 3, 188, 236), (3, 3, 236, 204))
 ONNX_OPSET = 17
 
 
 def export_model(checkpoint: str | Path, fmt: str, out: str | Path, *, overwrite: bool = False) -> dict:
     """Write the checkpoint's model to `out` as `fmt` (onnx or torchscript); returns what was
-    checked: {"format", "classes", "check_shapes", "max_difference"}, the last relative to the
-    largest logit. An existing `out` is replaced only with `overwrite`; a failed export or check
+    checked: {"format", "classes", "check_shapes", "max_difference", "input"}, the difference
+    relative to the largest logit. An existing `out` is replaced only with `overwrite`; a failed export or check
     leaves nothing behind."""
     from pixseg.engine.train import load_trained_model, trained_metadata
     from pixseg.models import CRFRNN, UNet
+    from pixseg.models.unet import VALID_MARGIN
 
     if fmt not in FORMATS:
         raise ValueError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
@@ -54,19 +65,20 @@ def export_model(checkpoint: str | Path, fmt: str, out: str | Path, *, overwrite
                          "its CRF-as-RNN layer builds a permutohedral lattice from each image's pixels (a vertex "
                          "count known only at run time, numba kernels on the CPU), which neither ONNX nor "
                          "TorchScript can record; export the same model trained without crf_rnn")
-    if isinstance(model, UNet) and model.valid:
-        raise ValueError(f"checkpoint {checkpoint}: the valid U-Net cannot be exported with a free image size: its "
-                         "overlap-tile prediction loops over as many tiles as the image size needs, and a traced "
-                         "graph keeps the example's count; export a U-Net trained with valid=False")
-    if fmt == "onnx":
-        _check_onnx_operators(model, config.model["name"])
     metadata = trained_metadata(checkpoint)
     extra = {"model": config.model["name"], "classes": metadata["classes"], "palette": metadata["palette"],
              "input": "float32 N x 3 x H x W, RGB in [0, 1] minus mean, divided by std",
              "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "output": "logits N x C x H x W"}
+    example_shape, check_shapes = EXAMPLE_SHAPE, CHECK_SHAPES
+    if isinstance(model, UNet) and model.valid:
+        model, example_shape, check_shapes = UNetTile(model), TILE_EXAMPLE_SHAPE, TILE_CHECK_SHAPES
+        extra["input"] = (f"one tile: float32 N x 3 x (h + {2 * VALID_MARGIN}) x (w + {2 * VALID_MARGIN}), "
+                          f"the image's pixels with {VALID_MARGIN} of context on each side (mirrored beyond the "
+                          "image), normalised with the ImageNet mean and std; h and w each 16 k - 60, k >= 4")
+        extra["output"] = "logits N x C x h x w of the tile's centre"
     generator = torch.Generator().manual_seed(0)
-    example = torch.randn(EXAMPLE_SHAPE, generator=generator)
-    checks = [torch.randn(shape, generator=generator) for shape in CHECK_SHAPES]
+    example = torch.randn(example_shape, generator=generator)
+    checks = [torch.randn(shape, generator=generator) for shape in check_shapes]
     with torch.no_grad():
         expected = [model(images) for images in checks]
     worst = 0.0
@@ -86,8 +98,19 @@ def export_model(checkpoint: str | Path, fmt: str, out: str | Path, *, overwrite
                                  f"differ from PyTorch's by {difference:.3g} (its forward pass depends on the size "
                                  "in a way tracing cannot record)")
             worst = max(worst, difference / max(1.0, float(logits.abs().max())))
-    return {"format": fmt, "classes": len(metadata["classes"]), "check_shapes": [list(s) for s in CHECK_SHAPES],
-            "max_difference": worst}
+    return {"format": fmt, "classes": len(metadata["classes"]), "check_shapes": [list(s) for s in check_shapes],
+            "max_difference": worst, "input": extra["input"]}
+
+
+class UNetTile(torch.nn.Module):
+    """The valid U-Net's network for one overlap tile, without the tiling loop around it."""
+
+    def __init__(self, unet):
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.unet.network(x)
 
 
 def _require_onnx() -> None:
@@ -97,16 +120,6 @@ def _require_onnx() -> None:
     except ImportError:
         raise ValueError("--format onnx needs the onnx and onnxruntime packages: pip install 'pixseg[export]'") \
             from None
-
-
-def _check_onnx_operators(model, name: str) -> None:
-    """Refuse, before tracing, what the ONNX exporter cannot express with a free image size (it
-    would fail only after printing the whole graph)."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.AdaptiveAvgPool2d) and module.output_size not in (1, (1, 1)):
-            raise ValueError(f"model {name} cannot be exported to ONNX: its adaptive average pooling into "
-                             f"{module.output_size} bins has bounds that depend on the image size, which no ONNX "
-                             f"operator (opset {ONNX_OPSET}) expresses; --format torchscript exports it")
 
 
 def _difference(got: torch.Tensor, expected: torch.Tensor) -> float:

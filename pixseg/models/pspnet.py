@@ -25,11 +25,36 @@ from pixseg.models.layers import check_flag, check_input, conv_bn_relu, fcn_head
 BINS = (1, 2, 3, 6)
 
 
+def bin_average_matrix(size: int, bins: int, dtype: torch.dtype, device) -> torch.Tensor:
+    """bins x size: row i averages pixels floor(i size / bins) .. ceil((i + 1) size / bins) - 1,
+    exactly the bins of F.adaptive_avg_pool2d along one axis."""
+    index = torch.arange(bins, device=device)
+    start = index * size // bins
+    stop = ((index + 1) * size + bins - 1) // bins
+    position = torch.arange(size, device=device)
+    inside = (position >= start[:, None]) & (position < stop[:, None])
+    return inside.to(dtype) / (stop - start)[:, None].to(dtype)
+
+
+class BinAverage(nn.Module):
+    """nn.AdaptiveAvgPool2d(bins) as two products with averaging matrices. The bin bounds are
+    arithmetic on the map's size, so an exported graph (ONNX has no adaptive pooling) computes
+    them for any size instead of keeping the traced example's."""
+
+    def __init__(self, bins: int):
+        super().__init__()
+        self.bins = bins
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = bin_average_matrix(x.shape[-2], self.bins, x.dtype, x.device)
+        columns = bin_average_matrix(x.shape[-1], self.bins, x.dtype, x.device)
+        return rows @ x @ columns.T
+
+
 class PyramidPooling(nn.Module):
     def __init__(self, in_channels: int, bins=BINS):
         super().__init__()
-        self.stages = nn.ModuleList(nn.Sequential(nn.AdaptiveAvgPool2d(b), conv_bn_relu(in_channels,
-                                                                                      in_channels // len(bins)))
+        self.stages = nn.ModuleList(nn.Sequential(BinAverage(b), conv_bn_relu(in_channels, in_channels // len(bins)))
                                     for b in bins)
         self.channels = in_channels + len(bins) * (in_channels // len(bins))
 
