@@ -1,11 +1,23 @@
 """Fully connected CRF (Krähenbühl & Koltun 2011) on a permutohedral lattice: numba CPU and torch backends.
 
-Pieces: `lattice` / `lattice_torch` (the permutohedral lattice, built once per feature set and
-filtered many times), `grid_lattice` (the same lattice on the pixel grid, for the smoothness kernel
-on the numba backend), `features` (per-pixel lattice features), `kernels` (normalisation, the summed
-message operator), `meanfield` (the inference loop), `inference` (dense_crf, input checks), `exact`
-(O(N^2) ground truth), `crfrnn` (CRF as RNN: mean field as a trainable torch layer), `params`,
-`heap` (an opt-in: glibc keeps freed memory for the next call). Importing the package changes
+How a call runs, file by file (numba backend; the torch backend has the same steps in
+`lattice_torch.py` and `meanfield.mean_field_torch`):
+
+    inference.dense_crf        checks the inputs, then per kernel:
+      features.py              the per-pixel features (positions, colours) over the bandwidths
+      lattice.py               PermutohedralLattice: each pixel's simplex vertices and weights, the
+                               distinct vertices numbered, the blur's chains along each axis
+      grid_lattice.py          GridLattice: the same lattice for a narrow smoothness kernel, whose
+                               vertices form a dense array filtered in one pass down the image
+      kernels.message_operator normalises each kernel (D^-1/2 K D^-1/2) and merges the general
+                               lattices into one splat / blur / slice table
+    meanfield.mean_field_numba per iteration: lattice.splat, the grid filter, lattice.blur, and one
+                               pass over the pixels that slices, adds the unary and takes the softmax
+
+Beside it: `lanes` and `prefetch` (vector and prefetch intrinsics for the lattice's row loops),
+`exact` (O(N^2) ground truth), `crfrnn` (CRF as RNN: mean field as a trainable torch layer),
+`densecrf` (pydensecrf's API), `pos` (the POS-CRF), `params` (named settings), `heap` (an opt-in:
+glibc keeps freed memory for the next call). Importing the package changes
 nothing in the host process, and does not import torch: `CRFasRNN`, a torch layer, is imported on
 first use.
 """

@@ -414,8 +414,8 @@ def _chains(sorted_keys, number, deltas):
     bounds[axis_starts[d1]] = first_vertex[d1]
     for j in prange(d1):
         count = chain_counts[j]
-        # Chains are numbered in sweep order; rank them by their first vertex's number instead,
-        # so that a blur pass sweeps the table roughly in order whatever the numbering.
+        # Chains are numbered in sweep (key) order; rank them by their first vertex's number
+        # instead, so that a blur pass sweeps the vertex table roughly in memory order.
         own, deep = chain_of[j], depth[j]
         chain_at = np.full(m, -1, np.int32)
         for g in range(m):
