@@ -181,11 +181,25 @@ def test_sharded_evaluation_equals_one_process(tiny_voc, tmp_path):
     assert not torch.equal(own_0, own_1) and torch.equal(shared_0, own_0) and torch.equal(shared_1, own_0)
 
 
+def test_eval_command_on_two_processes_writes_what_one_process_writes(two_process_run, tiny_voc, tmp_path):
+    from pixseg.cli import main
+
+    out, _ = two_process_run
+    args = ["eval", "--checkpoint", str(out / "checkpoint.pt"), "--data", str(tiny_voc), "--out"]
+    run = torchrun("-m", "pixseg", *args, str(tmp_path / "two"), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count("mean IoU") == 1 and run.stdout.count("wrote") == 1  # rank 0 alone reports
+    assert main([*args, str(tmp_path / "one")]) == 0
+    # 5 images in shares of 3 and 2, the confusion matrices summed: the same file, byte for byte.
+    assert [p.name for p in (tmp_path / "two").iterdir()] == ["metrics_val.json"]
+    assert (tmp_path / "two" / "metrics_val.json").read_text() == (tmp_path / "one" / "metrics_val.json").read_text()
+
+
 def test_other_commands_refuse_to_run_under_torchrun(monkeypatch, capsys):
     from pixseg.cli import main
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main(["datasets"]) == 2
-    assert "only `pixseg train` runs on several" in capsys.readouterr().err
+    assert "only `pixseg train` and `pixseg eval` run on several" in capsys.readouterr().err
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert main(["datasets"]) == 0

@@ -212,6 +212,29 @@ def trained(tmp_path_factory):
     return data, out / "checkpoint.pt"
 
 
+def test_eval_and_predict_run_under_autocast_when_asked(trained, tmp_path, monkeypatch):
+    import json
+
+    import pixseg.engine.evaluate
+    from pixseg.cli import main
+
+    data, checkpoint = trained
+    used = []
+    real = pixseg.engine.evaluate.autocast
+    monkeypatch.setattr(pixseg.engine.evaluate, "autocast", lambda device, enabled: used.append(enabled) or
+                        real(device, enabled))
+    eval_args = ["eval", "--checkpoint", str(checkpoint), "--data", str(data), "--out", str(tmp_path)]
+    assert main(eval_args) == 0 and used and not any(used)  # the checkpoint trained without amp
+    used.clear()
+    assert main([*eval_args, "--amp"]) == 0 and used and all(used)
+    scores = json.loads((tmp_path / "metrics_val_amp.json").read_text())
+    assert scores["amp"] is True and json.loads((tmp_path / "metrics_val.json").read_text())["amp"] is False
+    used.clear()
+    image = data / "JPEGImages" / "val_000000.jpg"
+    assert main(["predict", "--checkpoint", str(checkpoint), str(image), "--out", str(tmp_path / "p"), "--amp"]) == 0
+    assert used == [True]
+
+
 def test_eval_and_predict_take_the_modes(trained, tmp_path, capsys):
     import json
 

@@ -76,8 +76,8 @@ def _refuse_torchrun(command: str) -> None:
     from pixseg.engine.distributed import launched
 
     if launched():
-        raise CommandError(f"torchrun started {os.environ['WORLD_SIZE']} processes, but only `pixseg train` "
-                           f"runs on several; run `pixseg {command}` as one process")
+        raise CommandError(f"torchrun started {os.environ['WORLD_SIZE']} processes, but only `pixseg train` and "
+                           f"`pixseg eval` run on several; run `pixseg {command}` as one process")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,17 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
 
 
+def add_amp_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                        help="run the network under autocast (bfloat16 on CPU, float16 on CUDA); "
+                             "default: as the checkpoint trained (its amp setting)")
+
+
+def amp_from_args(args, config) -> bool:
+    """--amp / --no-amp, else the trained config's amp."""
+    return config.amp if args.amp is None else args.amp
+
+
 def add_data_arguments(parser: argparse.ArgumentParser, data_help: str, required: bool = False) -> None:
     """--data DIR, --dataset NAME and --data-option KEY=VALUE: which dataset a command reads."""
     parser.add_argument("--data", default=None, required=required, help=data_help)

@@ -1,7 +1,7 @@
 """`pixseg predict`: label maps and overlays for image files."""
 
-from pixseg.cli.common import (add_crf_arguments, add_device_argument, add_inference_arguments, inference_from_args,
-                               refiner_from_args)
+from pixseg.cli.common import (add_amp_argument, add_crf_arguments, add_device_argument, add_inference_arguments,
+                               amp_from_args, inference_from_args, refiner_from_args)
 
 
 def register(subparsers):
@@ -11,6 +11,7 @@ def register(subparsers):
     parser.add_argument("--out", required=True, help="folder for <name>.png and <name>_overlay.png")
     parser.add_argument("--save-probs", action="store_true", help="also write <name>_probs.npy (CxHxW)")
     add_device_argument(parser)
+    add_amp_argument(parser)
     add_inference_arguments(parser, batching=False)
     add_crf_arguments(parser)
     parser.set_defaults(func=run)
@@ -29,5 +30,6 @@ def run(args):
     inference = inference_from_args(args, config.inference)
     refine = refiner_from_args(args, default_cache=Path(args.out) / "pos_cache", image_paths=args.images)
     written = predict_files(model, args.images, args.out, device, refine=refine, save_probs=args.save_probs,
-                            metadata=trained_metadata(args.checkpoint), inference=inference)
+                            metadata=trained_metadata(args.checkpoint), inference=inference,
+                            amp=amp_from_args(args, config))
     print(f"wrote {len(written)} label maps to {args.out}")

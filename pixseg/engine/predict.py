@@ -15,12 +15,13 @@ from pixseg.viz import overlay, save_png
 
 
 def predict_files(model, image_paths, out_dir, device, *, refine=None, save_probs: bool = False,
-                  metadata: dict | None = None, inference=None, progress: bool = True) -> list[Path]:
+                  metadata: dict | None = None, inference=None, progress: bool = True,
+                  amp: bool = False) -> list[Path]:
     """Write <stem>.png (label indices in a palette PNG) and <stem>_overlay.png for each image;
     with save_probs also <stem>_probs.npy (float32 CxHxW). `inference` (an InferenceConfig) says
     how the model is applied; whole images when None. `metadata` (a dataset's, as
     `SegmentationDataset.metadata()` gives it) sets the colours; VOC's when None. Returns the label
-    map paths."""
+    map paths. With `amp` the network runs under autocast (pixseg.engine.precision)."""
     out_dir = Path(out_dir)
     stems = [Path(p).stem for p in image_paths]
     repeated = sorted({s for s in stems if stems.count(s) > 1})
@@ -35,7 +36,7 @@ def predict_files(model, image_paths, out_dir, device, *, refine=None, save_prob
     written = []
     for path in tqdm(image_paths, desc="predict", unit="img", disable=not progress, dynamic_ncols=True):
         image = read_image(path)
-        probs = predict_probs(model, image, device, inference).cpu().numpy()
+        probs = predict_probs(model, image, device, inference, amp).cpu().numpy()
         labels = probs.argmax(0) if refine is None else refine(image, probs)
         labels = np.asarray(labels, dtype=np.uint8)
         label_path, overlay_path, *probs_path = output_paths(out_dir, Path(path).stem, save_probs)
