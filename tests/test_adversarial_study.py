@@ -75,3 +75,18 @@ def test_a_config_without_adversarial_section_is_refused(study, tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err
     assert err.startswith("pixseg adversarial-study: error: config 'zoo_quick' has no adversarial section")
+
+
+def test_another_inference_mode_scores_the_same_models_again(study, capsys):
+    out, result = study
+    checkpoint = out / "models" / "plain" / "checkpoint.pt"
+    before = checkpoint.stat().st_mtime_ns
+    whole = json.loads((out / "results" / "plain.json").read_text())
+    assert main(["adversarial-study", "--out", str(out), "--data", str(out / "data"), "--device", "cpu",
+                 "--workers", "1", "--mode", "slide", "--crop", "40", "40", *TINY]) == 0
+    assert checkpoint.stat().st_mtime_ns == before
+    slid = json.loads((out / "results" / "plain.json").read_text())
+    assert slid["produced_by"]["inference"]["crop"] == [40, 40] and "inference" not in whole["produced_by"]
+    # One 40 x 40 window over 40 x 40 images: the whole images' scores.
+    assert {k: v for k, v in slid.items() if k != "produced_by"} == {k: v for k, v in whole.items()
+                                                                     if k != "produced_by"}

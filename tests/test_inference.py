@@ -235,6 +235,23 @@ def test_eval_and_predict_run_under_autocast_when_asked(trained, tmp_path, monke
     assert used == [True]
 
 
+def test_the_zoo_cost_counts_the_inference_mode(trained, tmp_path):
+    from pixseg.engine.inference import settings_title
+    from pixseg.engine.zoo import model_cost
+
+    _, checkpoint = trained
+    whole = model_cost(tmp_path / "cost.json", checkpoint, (48, 64), InferenceConfig())
+    # Two scales of 1 and their mirror images: four passes of the whole image.
+    four = InferenceConfig(mode="multiscale", scales=(1.0, 1.0), flip=True)
+    assert settings_title(four) == "scales 1, 1 and mirrored"
+    passes = model_cost(tmp_path / "cost.json", checkpoint, (48, 64), four)
+    assert passes["gflops"] == pytest.approx(4 * whole["gflops"]) and passes["params"] == whole["params"]
+    assert passes["produced_by"]["inference"]["mode"] == "multiscale"
+    slide = InferenceConfig(mode="slide", crop=(48, 32))
+    assert settings_title(slide) == "sliding 48 x 32 windows every 32 x 22"
+    assert model_cost(tmp_path / "cost.json", checkpoint, (48, 64), slide)["gflops"] > whole["gflops"]
+
+
 def test_eval_and_predict_take_the_modes(trained, tmp_path, capsys):
     import json
 

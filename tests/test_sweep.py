@@ -33,6 +33,13 @@ def test_sweep_writes_one_row_per_weight_and_resumes(tmp_path, capsys):
     # Scored on the one held-out training image (never val, which has two).
     metrics = json.loads((tmp_path / "sweep" / "wp_0.500" / "metrics.json").read_text())
     assert metrics["num_images"] == 1 and metrics["produced_by"]["split"] == "held-out"
+    # Another inference mode scores the same models again, in its own result: one 32 x 32 window
+    # over 32 x 32 images predicts what the whole image does.
+    assert main([*args, "--mode", "slide", "--crop", "32", "32"]) == 0
+    assert checkpoint.stat().st_mtime_ns == before
+    slid = json.loads((tmp_path / "sweep" / "wp_0.500" / "metrics.json").read_text())
+    assert slid["produced_by"]["inference"]["mode"] == "slide" and "inference" not in metrics["produced_by"]
+    assert slid["iou"] == metrics["iou"]
 
 
 def test_sweep_scores_val_only_when_asked(tmp_path, capsys):

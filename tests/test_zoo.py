@@ -36,6 +36,9 @@ def test_tables_hold_each_models_evaluations_and_costs(zoo):
     for row, name in zip(result["cost"]["rows"], MODELS_RUN):
         cost = json.loads((out / "results" / f"{name}-cost.json").read_text())
         assert row[1] == pytest.approx(cost["params"] / 1e6) and row[2] > 0 and row[4] > row[3] > 0
+        assert cost["produced_by"] == {"size": [48, 64], "inference": {"mode": "whole", "crop": None, "stride": None,
+                                                                        "scales": [1.0], "flip": False}}
+    assert "### Cost at 48 x 64, whole images" in (out / "zoo_tables.md").read_text()
     with open(out / "zoo_accuracy.csv", newline="") as handle:
         assert [r[0] for r in csv.reader(handle)] == ["Model", "FCN-16s", "pspnet", "dilation"]
 

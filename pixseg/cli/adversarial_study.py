@@ -1,6 +1,7 @@
 """`pixseg adversarial-study`: one network trained without and with the adversarial term; report.html."""
 
-from pixseg.cli.common import add_data_arguments, add_device_argument, data_overrides, positive_int
+from pixseg.cli.common import (add_data_arguments, add_device_argument, add_inference_arguments, data_overrides,
+                               inference_overrides, positive_int)
 
 
 def register(subparsers):
@@ -13,6 +14,7 @@ def register(subparsers):
                         help="training config with an adversarial section (default: adversarial_quick)")
     parser.add_argument("--workers", type=positive_int, default=2, help="processes training the two runs on a CPU")
     add_device_argument(parser)
+    add_inference_arguments(parser, batching=False)
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides, both runs")
     parser.set_defaults(func=run)
 
@@ -21,4 +23,4 @@ def run(args):
     from pixseg.engine.adversarial_study import run_adversarial_study
 
     run_adversarial_study(args.out, args.data, args.config, device=args.device, workers=args.workers,
-                          overrides=[*data_overrides(args), *args.overrides])
+                          overrides=[*data_overrides(args), *inference_overrides(args), *args.overrides])

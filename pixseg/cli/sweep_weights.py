@@ -1,6 +1,6 @@
 """`pixseg sweep-weights`: mIoU and foreground recall against the fused loss weight Wp."""
 
-from pixseg.cli.common import add_config_arguments, config_from_args
+from pixseg.cli.common import add_config_arguments, add_inference_arguments, config_from_args, inference_overrides
 
 
 def register(subparsers):
@@ -12,6 +12,7 @@ def register(subparsers):
     parser.add_argument("--score-on", choices=("held-out", "val"), default="held-out",
                         help="score each Wp on the held-out part of train (data.holdout; the default, as the "
                              "experiment does) or on val (then the chosen Wp has seen the split you report)")
+    add_inference_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -19,6 +20,7 @@ def run(args):
     from pixseg.engine.sweep import parse_values, sweep_weights
 
     values = parse_values(args.values)
+    args.overrides = [*args.overrides, *inference_overrides(args)]
     rows = sweep_weights(config_from_args(args), values, args.out, score_on=args.score_on)
     print(f"scored on {'the held-out part of train' if args.score_on == 'held-out' else 'val'}")
     print(f"{'Wp':>5} {'Ws':>5} {'mIoU':>7} {'fg recall':>9}")

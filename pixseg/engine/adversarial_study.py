@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pixseg.engine.evaluate import predict_probs
+from pixseg.engine.inference import InferenceConfig, inference_key
 from pixseg.engine.experiment import Stages, format_table, study_data, table_csv, table_markdown, train_all
 from pixseg.engine.train import LOG_NAME, load_trained_model, resolve_device
 from pixseg.io import cached_json, file_digest, json_text, write_text
@@ -58,8 +59,8 @@ def run_adversarial_study(out: str | Path, data: str | Path | None = None, confi
     checkpoints = train_all(jobs, workers if torch_device.type == "cpu" else 1, progress)
 
     stages.begin("scoring both on val: pixels and regions")
-    runs = {name: scores(out / "results" / f"{name}.json", checkpoints[name], val, torch_device, progress)
-            for name in RUNS}
+    runs = {name: scores(out / "results" / f"{name}.json", checkpoints[name], val, torch_device, progress,
+                         adversarial.inference) for name in RUNS}
 
     stages.begin("table, figures and report")
     table = {"columns": COLUMNS, "rows": [[f"{name} ({RUNS[name]})", *[100 * runs[name][key] for key in SCORES]]
@@ -67,7 +68,7 @@ def run_adversarial_study(out: str | Path, data: str | Path | None = None, confi
     write_text(out / "adversarial_table.csv", table_csv(table))
     write_text(out / "adversarial_table.md", table_markdown(table))
     write_text(out / "metrics.json", json_text({"table": table, "runs": runs, "adversarial": settings}, indent=2))
-    panels = write_panels(out / "panels.png", checkpoints, val, torch_device)
+    panels = write_panels(out / "panels.png", checkpoints, val, torch_device, adversarial.inference)
     curves = plot_discriminator(out / "discriminator.png", out / "models" / "adversarial" / LOG_NAME,
                                 settings["start_after"])
     report = render_study_report(out / "report.html", table, runs, panels, curves, f"{root} ({val.name})",
@@ -77,9 +78,10 @@ def run_adversarial_study(out: str | Path, data: str | Path | None = None, confi
     return {"table": table, "runs": runs}
 
 
-def scores(path: Path, checkpoint: Path, dataset, device, progress: bool) -> dict:
-    """Pixel (ConfusionMatrix) and region (RegionMatches) scores of a checkpoint on `dataset`, kept
-    in `path` with the checkpoint and images they were computed from."""
+def scores(path: Path, checkpoint: Path, dataset, device, progress: bool, inference: InferenceConfig) -> dict:
+    """Pixel (ConfusionMatrix) and region (RegionMatches) scores of a checkpoint on `dataset`,
+    predicted as `inference` says, kept in `path` with the checkpoint, images and settings they
+    were computed from."""
     def compute():
         model, _ = load_trained_model(checkpoint, device)
         matrix = ConfusionMatrix(dataset.num_classes, dataset.ignore_index)
@@ -87,18 +89,19 @@ def scores(path: Path, checkpoint: Path, dataset, device, progress: bool) -> dic
         for index in tqdm(range(len(dataset)), desc=path.stem, unit="img", disable=not progress,
                           dynamic_ncols=True):
             image, label = dataset[index]
-            prediction = predict_probs(model, image, device).argmax(0).cpu().numpy()
+            prediction = predict_probs(model, image, device, inference).argmax(0).cpu().numpy()
             label = np.asarray(label, dtype=np.int64)
             matrix.update(prediction, label)
             regions.update(prediction, label)
         return {**matrix.compute(), **regions.compute(), "num_images": len(dataset)}
 
     produced_by = {"checkpoint_sha256": file_digest(checkpoint),
-                   "val_images": hashlib.sha256("\n".join(dataset.ids).encode()).hexdigest()}
+                   "val_images": hashlib.sha256("\n".join(dataset.ids).encode()).hexdigest(),
+                   **inference_key(inference)}
     return cached_json(path, produced_by, compute)
 
 
-def write_panels(path: Path, checkpoints: dict, dataset, device) -> Path:
+def write_panels(path: Path, checkpoints: dict, dataset, device, inference: InferenceConfig) -> Path:
     """The first val images with their ground truth and both runs' predictions."""
     from pixseg.viz import colorize, save_panel
 
@@ -107,7 +110,7 @@ def write_panels(path: Path, checkpoints: dict, dataset, device) -> Path:
     for index in range(min(PANEL_IMAGES, len(dataset))):
         image, label = dataset[index]
         rows.append([image, colorize(np.asarray(label), dataset.palette),
-                     *[colorize(predict_probs(model, image, device).argmax(0).cpu().numpy(), dataset.palette)
+                     *[colorize(predict_probs(model, image, device, inference).argmax(0).cpu().numpy(), dataset.palette)
                        for model in models.values()]])
     save_panel(path, rows, ["input", "ground truth", *[f"{name} ({RUNS[name]})" for name in RUNS]])
     return path

@@ -30,7 +30,7 @@ from pixseg.engine.config import config_from_dict, load_config
 from pixseg.engine.datasets import open_split
 from pixseg.data.synthetic import make_synthetic_voc
 from pixseg.engine.evaluate import evaluate, predict_probs
-from pixseg.engine.inference import InferenceConfig, prediction_settings
+from pixseg.engine.inference import InferenceConfig, inference_key, prediction_settings
 from pixseg.engine.refine import make_refiner
 from pixseg.engine.train import LOG_NAME, load_trained_model, resolve_device, train, training_split
 from pixseg.engine.tune_crf import candidate_settings, tune_crf
@@ -346,12 +346,6 @@ class TrainingWatch:
     def close(self) -> None:
         for bar in [*self.bars.values(), *([self.total] if self.bars else [])]:
             bar.close()
-
-
-def inference_key(inference: InferenceConfig) -> dict:
-    """What a cached result records of the inference settings: nothing for whole images, so results
-    computed before the modes existed stay valid."""
-    return {} if inference.mode == "whole" else {"inference": prediction_settings(inference)}
 
 
 def weights_sweep(out: Path, checkpoints: dict, device, progress: bool, inference: InferenceConfig) -> dict:

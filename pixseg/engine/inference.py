@@ -82,6 +82,12 @@ def prediction_settings(settings: InferenceConfig) -> dict:
     return {key: values[key] for key in ("mode", "crop", "stride", "scales", "flip")}
 
 
+def inference_key(settings: InferenceConfig) -> dict:
+    """What a cached result records of the inference settings: nothing for whole images, so results
+    computed before the modes existed stay valid."""
+    return {} if settings.mode == "whole" else {"inference": prediction_settings(settings)}
+
+
 def settings_name(settings: InferenceConfig) -> str:
     """A short name of the prediction settings for file names: "" for whole images, else e.g.
     "_slide512x512s342x342" or "_ms0.75-1-1.25flip"."""
@@ -91,6 +97,31 @@ def settings_name(settings: InferenceConfig) -> str:
     if settings.mode == "slide":
         return f"_slide{windows}"
     return f"_ms{'-'.join(f'{s:g}' for s in settings.scales)}{'flip' if settings.flip else ''}{windows}"
+
+
+def settings_title(settings: InferenceConfig) -> str:
+    """The prediction settings in words, for table titles: "whole images", "sliding 512 x 512
+    windows every 342 x 342", "scales 0.75, 1, 1.25 and mirrored"."""
+    windows = "" if settings.crop is None else "{} x {} windows every {} x {}".format(*settings.crop,
+                                                                                   *window_stride(settings))
+    if settings.mode == "whole":
+        return "whole images"
+    if settings.mode == "slide":
+        return f"sliding {windows}"
+    scales = f"scales {', '.join(f'{s:g}' for s in settings.scales)}{' and mirrored' if settings.flip else ''}"
+    return f"{scales}, {windows}" if windows else scales
+
+
+class Applied(torch.nn.Module):
+    """`model` applied in one inference mode, as a module whose forward is `infer` (what a cost
+    measurement times and counts)."""
+
+    def __init__(self, model: torch.nn.Module, settings: InferenceConfig):
+        super().__init__()
+        self.model, self.settings = model, settings
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return infer(self.model, images, self.settings)
 
 
 def forward(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ from pathlib import Path
 from pixseg.engine.config import TrainConfig
 from pixseg.engine.datasets import open_split
 from pixseg.engine.evaluate import evaluate
+from pixseg.engine.inference import inference_key
 from pixseg.engine.train import load_trained_model, resolve_device, train, training_split
 from pixseg.io import atomic_path, cached_json, check_output_folder, file_digest, write_text
 
@@ -34,8 +35,9 @@ def sweep_weights(config: TrainConfig, values: list[float], out: str | Path, pro
     """Train and evaluate one fused-loss model per Wp in `values`; write sweep.csv and sweep.png.
 
     `score_on`: "held-out" (the fraction data.holdout of train that no point trains on) or "val".
-    Each point lives in its own folder and is reused when its metrics exist, so an interrupted
-    sweep continues where it stopped.
+    Each point is scored as `config.inference` says (whole images, sliding windows, scales). Each
+    point lives in its own folder and is reused when its metrics exist, so an interrupted sweep
+    continues where it stopped.
     """
     if score_on not in ("held-out", "val"):
         raise ValueError(f"--score-on {score_on!r}: expected held-out or val")
@@ -56,11 +58,12 @@ def sweep_weights(config: TrainConfig, values: list[float], out: str | Path, pro
             model, trained = load_trained_model(checkpoint, device)
             images = (training_split(trained, held_out=True) if score_on == "held-out"
                       else open_split(trained.data, trained.data.val_split))
-            return evaluate(model, images, device, progress=progress, desc=f"{score_on} Wp={wp:g}")
+            return evaluate(model, images, device, progress=progress, desc=f"{score_on} Wp={wp:g}",
+                            inference=config.inference, amp=config.amp)
 
         split = "held-out" if score_on == "held-out" else config.data.val_split
-        metrics = cached_json(point / "metrics.json", {"checkpoint_sha256": file_digest(checkpoint),
-                                                       "split": split}, evaluate_point)
+        metrics = cached_json(point / "metrics.json", {"checkpoint_sha256": file_digest(checkpoint), "split": split,
+                                                       **inference_key(config.inference)}, evaluate_point)
         rows.append({"wp": wp, "ws": 1.0 - wp, **{k: metrics[k] for k in COLUMNS[2:]}})
     write_csv(out / "sweep.csv", rows)
     plot_sweep(out / "sweep.png", rows, scored_on)

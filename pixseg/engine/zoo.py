@@ -25,8 +25,9 @@ from pixseg.engine.config import load_config
 from pixseg.engine.experiment import (MODEL_TITLES, TUNE_TRIALS, Stages, check_study, evaluation, format_table,
                                       stage_length, study_data, table_csv, table_markdown, train_all,
                                       tuned_crf_settings)
+from pixseg.engine.inference import Applied, InferenceConfig, prediction_settings, settings_title
 from pixseg.engine.train import load_trained_model, resolve_device
-from pixseg.io import write_text
+from pixseg.io import cached_json, write_text
 from pixseg.models import MODELS, create_model, model_options
 
 BUDGETS = {"quick": "zoo_quick", "full": "zoo_full"}
@@ -117,7 +118,7 @@ def run_zoo(out: str | Path, data: str | Path | None = None, models=None, budget
     crf_settings = tuned_crf_settings(out, checkpoints[models[0]], torch_device, TUNE_TRIALS[budget], progress,
                                       base.inference)
 
-    cost_title = f"Cost at {cost_size[0]} x {cost_size[1]}"
+    cost_title = f"Cost at {cost_size[0]} x {cost_size[1]}, {settings_title(base.inference)}"
     stages.begin(f"evaluating every model without and with the CRF; {cost_title.lower()}")
     runs, costs = {}, {}
     began = time.perf_counter()
@@ -129,7 +130,8 @@ def run_zoo(out: str | Path, data: str | Path | None = None, models=None, budget
             runs[f"{name}-{mode}"] = evaluation(out / "results" / f"{name}-{mode}.json", checkpoints[name], val,
                                                 torch_device, mode, crf_settings, out / "pos_cache", progress,
                                                 inference=base.inference)
-        costs[name] = model_cost(out / "results" / f"{name}-cost.json", checkpoints[name], cost_size)
+        costs[name] = model_cost(out / "results" / f"{name}-cost.json", checkpoints[name], cost_size,
+                                 base.inference)
     crf_ms = crf_cost(out / "results" / "crf-cost.json", crf_settings, val.num_classes, cost_size)
 
     stages.begin("tables, figures and report")
@@ -150,20 +152,24 @@ def run_zoo(out: str | Path, data: str | Path | None = None, models=None, budget
     return {**tables, "runs": runs}
 
 
-def model_cost(path: Path, checkpoint: Path, size) -> dict:
-    """Parameters, GFLOPs and CPU ms per `size` image of a trained model, measured once."""
-    if not path.is_file():
+def model_cost(path: Path, checkpoint: Path, size, inference: InferenceConfig) -> dict:
+    """Parameters, GFLOPs and CPU ms per `size` image of a trained model applied as `inference`
+    says (sliding windows and scales multiply the work), measured once per setting."""
+    def measure():
         import torch
 
         from pixseg.models.cost import forward_gflops, forward_ms, parameter_count
 
         model, config = load_trained_model(checkpoint, "cpu")
         options = {key: value for key, value in config.model.items() if key not in ("name", "init", "pretrained")}
-        gflops = forward_gflops(lambda: create_model(config.model["name"], config.data.num_classes, **options),
-                                size)
-        write_text(path, json.dumps({"params": parameter_count(model), "gflops": gflops,
-                                     "cpu_ms": forward_ms(model, size), "threads": torch.get_num_threads()}))
-    return json.loads(path.read_text())
+
+        def build():
+            return Applied(create_model(config.model["name"], config.data.num_classes, **options), inference)
+
+        return {"params": parameter_count(model), "gflops": forward_gflops(build, size),
+                "cpu_ms": forward_ms(Applied(model, inference), size), "threads": torch.get_num_threads()}
+
+    return cached_json(path, {"size": list(size), "inference": prediction_settings(inference)}, measure)
 
 
 def crf_cost(path: Path, crf_settings: dict, num_classes: int, size) -> float:
