@@ -25,6 +25,10 @@ touching only vertices that have a neighbour along that axis (on large, sparse l
 none) and needing no second table. Chains are blurred in parallel. The gathers prefetch the rows
 they will read a few steps ahead (`pixseg.crf.prefetch`): lattices of tens of megabytes miss the
 caches on nearly every row.
+
+Reading order: `PermutohedralLattice._build` (`_embed`: simplices and weights; `_number_vertices`:
+distinct vertices; `_chains`: the blur's plan), then `PermutohedralLattice._filter` (`splat_table`
+and `splat`, `blur`, `slice_rows`), which mean-field inference calls piece by piece.
 """
 
 import math
