@@ -9,6 +9,7 @@ import torch
 
 from pixseg.data.synthetic import make_synthetic_voc
 from pixseg.engine.experiment import IOU_ROWS, run_experiment, table_csv
+from pixseg.engine.train import training_split
 from pixseg.report import paper_claims
 
 TINY = ["iterations=2", "val_every=2", "batch_size=2", "data.crop_size=32", "data.holdout=0.25",
@@ -87,6 +88,20 @@ def test_every_stage_left_its_files(experiment):
     assert fine["loss"] == {"name": "fused", "ws": 1 - chosen, "wp": chosen} and fine["iterations"] == 1
     tuning = json.loads((out / "crf.json").read_text())
     assert tuning["num_images"] == 2  # a quarter of the 8 training images, never val
+
+
+def test_the_boundary_model_never_sees_the_held_out_images(tmp_path, monkeypatch):
+    import pixseg.objectness.learned as learned
+    from pixseg.engine.config import load_config
+    from pixseg.engine.experiment import objectness_options
+
+    make_synthetic_voc(tmp_path / "data", n_train=8, n_val=2, size=(32, 32), seed=4, progress=False)
+    config = load_config(None, [f"data.root={tmp_path / 'data'}", "data.holdout=0.25"])
+    seen = []
+    monkeypatch.setattr(learned, "train_on_dataset", lambda dataset, out, **_: seen.extend(dataset.ids))
+    objectness_options(tmp_path, config, "learned", progress=False)
+    held_out = set(training_split(config, held_out=True).ids)
+    assert len(seen) == 6 and len(held_out) == 2 and not held_out & set(seen)
 
 
 def test_a_rerun_reuses_everything(experiment, capsys):

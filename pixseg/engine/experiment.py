@@ -194,7 +194,7 @@ def run_experiment(out: str | Path, data: str | Path | None = None, models=("fcn
 
     stages.begin("pixel objectness for the val images")
     pos_cache = out / "pos_cache"
-    pos_options = objectness_options(out, base.data, boundaries, progress)
+    pos_options = objectness_options(out, base, boundaries, progress)
     from pixseg.objectness.cache import precompute
 
     precompute([val.image_path(i) for i in range(len(val))], pos_cache, workers=workers, **pos_options)
@@ -400,16 +400,17 @@ def tuned_crf_settings(out: Path, checkpoint: Path, device, trials: int, progres
             "smoothness": tuple(best["smoothness"])}
 
 
-def objectness_options(out: Path, data, boundaries: str, progress: bool) -> dict:
-    """Options for pixel_objectness; with learned boundaries the model is trained once on the
-    training split's masks (never val) and kept in `out`."""
+def objectness_options(out: Path, config, boundaries: str, progress: bool) -> dict:
+    """Options for pixel_objectness; with learned boundaries the model is trained once on the masks
+    of the images `config` trains on (never val, never the held-out part that tunes the CRF) and
+    kept in `out`."""
     if boundaries == "gradient":
         return {}
     from pixseg.objectness.learned import train_on_dataset
 
     path = out / "boundary_model.npz"
     if not path.is_file():
-        train_on_dataset(open_split(data, data.train_split), path, progress=progress)
+        train_on_dataset(training_split(config), path, progress=progress)
     return {"boundary_method": "learned", "boundary_model": str(path)}
 
 
