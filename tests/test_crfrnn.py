@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from pixseg.crf import CRFasRNN, dense_crf
+from pixseg.crf import CRFasRNN, crfrnn, dense_crf
 from pixseg.crf.crfrnn import LatticeFilter, _ExactKernel, _NumbaKernel, _TorchKernel
 from pixseg.crf.features import appearance_features
 
@@ -76,6 +76,29 @@ def test_lattice_gradients_match_the_exact_layer(backend):
     assert torch.linalg.norm(lattice[0] - exact[0]) <= 0.06 * torch.linalg.norm(exact[0])
     for ours, truth in zip(lattice[1:], exact[1:]):
         assert torch.linalg.norm(ours - truth) <= 0.02 * torch.linalg.norm(truth)
+
+
+def test_fused_numba_steps_equal_autograd_through_the_same_lattices(monkeypatch):
+    """The numba backend's hand-written backward (`_FusedMeanField`) against autograd through the
+    per-operation loop on the same lattices: equal up to float32 rounding, at perturbed parameters
+    and with a loss that weights the labels differently."""
+    logits, images = scene(16, 20, 3, batch=2, seed=4)
+    layer = CRFasRNN(3, iterations=3, appearance=(3.0, 6.0, 15.0), smoothness=(2.0, 2.0), backend="numba")
+    with torch.no_grad():
+        for parameter in layer.parameters():
+            parameter.add_(0.3 * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(2)))
+
+    def run():
+        layer.zero_grad()
+        inputs = logits.clone().requires_grad_()
+        out = layer(inputs, images)
+        (out * torch.arange(3.0)[None, :, None, None]).square().sum().backward()
+        return [out.detach(), inputs.grad] + [getattr(layer, name).grad.clone() for name in PARAMETERS]
+
+    fused = run()
+    monkeypatch.setattr(crfrnn._FusedMeanField, "run", crfrnn._mean_field)
+    for ours, autograd in zip(fused, run()):
+        assert torch.linalg.norm(ours - autograd) <= 1e-5 * torch.linalg.norm(autograd)
 
 
 @pytest.mark.parametrize("backend", ["numba", "torch"])

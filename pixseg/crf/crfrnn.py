@@ -14,7 +14,8 @@ order (each axis's [1/2, 1, 1/2] pass is symmetric), and the diagonal normalisat
 transpose. `LatticeFilter` is that autograd Function: it keeps the lattice built in the forward pass
 for the backward, and nothing per blur step. No gradient reaches the image.
 
-Backends: "numba" (CPU; the lattice of `pixseg.crf.lattice`), "torch" (any device;
+Backends: "numba" (CPU; the lattice of `pixseg.crf.lattice`, the whole loop one autograd Function,
+`_FusedMeanField`, with its backward written out), "torch" (any device;
 `pixseg.crf.lattice_torch`), "exact" (the O(N^2) filter of `pixseg.crf.exact` in float64, the
 ground truth for tests on small images; symmetric, so its transpose is itself).
 """
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pixseg.crf import crfrnn_passes
 from pixseg.crf import lattice as numba_lattice
 from pixseg.crf import lattice_torch
 from pixseg.crf.exact import exact_filter
@@ -68,25 +70,31 @@ class _NumbaKernel:
         with numba_threads(threads):
             self.table = numba_lattice.splat_table(lattice.offsets, lattice.weights * norm, lattice.num_vertices,
                                                    numba_lattice.table_parts(lattice.num_points))
+        self.alpha = lattice.alpha  # the slice's weights are the splat's times alpha
         self.slice_weights = lattice.weights * (norm * lattice.alpha)
 
     def __call__(self, values, transpose):
-        with numba_threads(self.threads):
-            return self._filter(values, transpose)
-
-    def _filter(self, values, transpose):
         rows = np.ascontiguousarray(values.detach().cpu().numpy(), dtype=np.float32)
         vertex_values = np.empty((self.num_vertices, rows.shape[1]), np.float32)
+        out = np.empty_like(rows)
+        with numba_threads(self.threads):
+            self.splat(rows, vertex_values)
+            self.blur(vertex_values, transpose)
+            numba_lattice.slice_rows(vertex_values, self.offsets, self.slice_weights, out)
+        return torch.from_numpy(out).to(values.device, values.dtype)
+
+    def splat(self, rows, vertex_values):
+        """vertex_values (M x C) = the splat of N x C float32 rows."""
         numba_lattice.splat(rows, *self.table, vertex_values)
+
+    def blur(self, vertex_values, transpose):
+        """Blur M x C vertex values in place; the transpose runs the axes in reverse order."""
         vertices, bounds, axis_starts = self.chains
         if transpose:
             for axis in reversed(range(axis_starts.size - 1)):
                 numba_lattice.blur(vertex_values, vertices, bounds, axis_starts[axis:axis + 2])
         else:
             numba_lattice.blur(vertex_values, vertices, bounds, axis_starts)
-        out = np.empty_like(rows)
-        numba_lattice.slice_rows(vertex_values, self.offsets, self.slice_weights, out)
-        return torch.from_numpy(out).to(values.device, values.dtype)
 
 
 class _TorchKernel:
@@ -174,10 +182,11 @@ class CRFasRNN(nn.Module):
         backend = self.backend if self.backend != "auto" else "numba" if logits.device.type == "cpu" else "torch"
         dtype = logits.dtype if backend != "numba" else torch.float32
         parameters = [p.to(dtype) for p in (self.appearance_weights, self.smoothness_weights, self.compatibility)]
+        mean_field = _FusedMeanField.run if backend == "numba" else _mean_field
         refined = []
         for index in range(batch):
             kernels = self._kernels(images[index], backend, logits.device)
-            refined.append(_mean_field(logits[index].flatten(1).T.to(dtype), kernels, parameters, iterations))
+            refined.append(mean_field(logits[index].flatten(1).T.to(dtype), kernels, parameters, iterations))
         return torch.stack(refined).transpose(1, 2).reshape(batch, channels, height, width).to(logits.dtype)
 
     def _kernels(self, image, backend, device):
@@ -205,6 +214,86 @@ def _mean_field(unary, kernels, parameters, iterations):
         current = unary - (LatticeFilter.apply(q, appearance) @ (compatibility @ appearance_weights).T
                            + LatticeFilter.apply(q, smoothness) @ (compatibility @ smoothness_weights).T)
     return current
+
+
+class _FusedMeanField(torch.autograd.Function):
+    """`_mean_field` on the numba lattices with its backward written out, so that a step makes no
+    N x C temporaries beyond what it keeps for the backward, and runs no per-operation torch
+    passes over the pixels.
+
+    The label mixing is moved onto the lattices' vertices, where it costs less on photos (the
+    lattices have fewer vertices than the image has pixels): the slice is linear, so with P = the
+    blurred splat of q (M x C), m A^T = slice(P) A^T = slice(P A^T). A step is then: splat and blur
+    each kernel, mix its vertex table, and one pixel pass (`crfrnn_passes.forward_pass`) that slices
+    both kernels, adds the unary and takes the softmax.
+
+    Backward of a step, logits = unary - slice_a(P_a A^T) - slice_s(P_s S^T), given g =
+    dL/dlogits. The slice's weights are alpha times the splat's, so slice^T g = alpha splat(g) =
+    alpha H: dA = -alpha H_a^T P_a; the message's gradient -alpha H_a A goes back through the blur
+    (axes reversed) and the splat's transpose, which is the slice divided by alpha; so dq =
+    slice_a(blur^T(-H_a A)) + slice_s(blur^T(-H_s S)), and dL/dprevious = q * (dq - <q, dq>)
+    (`crfrnn_passes.backward_pass`). The unary gets every step's g and the first softmax's.
+    Kept for the backward, per step: q (N x C) and the two P (M x C); the mixed tables are
+    allocated once per call and reused by every step, forward and backward."""
+
+    @staticmethod
+    def run(unary, kernels, parameters, iterations):
+        appearance_weights, smoothness_weights, compatibility = parameters
+        return _FusedMeanField.apply(unary, compatibility @ appearance_weights, compatibility @ smoothness_weights,
+                                     kernels, iterations)
+
+    @staticmethod
+    def forward(ctx, unary, mix_a, mix_s, kernels, iterations):
+        appearance, smoothness = kernels
+        unary = np.ascontiguousarray(unary.detach().numpy())
+        n, c = unary.shape
+        q = torch.softmax(torch.from_numpy(unary), dim=1).numpy()
+        # The mixing matrices as they act on rows: P -> -P A^T.
+        mixing = [-matrix.detach().T for matrix in (mix_a, mix_s)]
+        mixed = [torch.empty(kernel.num_vertices, c) for kernel in kernels]
+        keep = any(ctx.needs_input_grad)
+        steps = []
+        with numba_threads(appearance.threads):
+            for step in range(iterations):
+                if keep or step == 0:
+                    tables = [np.empty((kernel.num_vertices, c), np.float32) for kernel in kernels]
+                for kernel, table, matrix, into in zip(kernels, tables, mixing, mixed):
+                    kernel.splat(q, table)
+                    kernel.blur(table, transpose=False)
+                    torch.mm(torch.from_numpy(table), matrix, out=into)
+                out = np.empty((n, c), np.float32)
+                crfrnn_passes.forward_pass(unary, appearance.offsets, appearance.slice_weights, mixed[0].numpy(),
+                                           smoothness.offsets, smoothness.slice_weights, mixed[1].numpy(), out,
+                                           step < iterations - 1)
+                if keep:
+                    steps.append((q, *tables))
+                q = out
+        ctx.kernels, ctx.mixed, ctx.steps = kernels, mixed, steps
+        ctx.save_for_backward(mix_a, mix_s)
+        return torch.from_numpy(q)
+
+    @staticmethod
+    def backward(ctx, grad):
+        appearance, smoothness = ctx.kernels
+        matrices = ctx.saved_tensors
+        grad = grad.float().contiguous().clone()
+        grad_unary = grad.clone()
+        grad_mix = [torch.zeros_like(matrix) for matrix in matrices]
+        splats = [torch.empty_like(mixed) for mixed in ctx.mixed]
+        with numba_threads(appearance.threads):
+            for step in reversed(range(len(ctx.steps))):
+                q, *tables = ctx.steps[step]
+                for kernel, table, matrix, splat, mixed, into in zip(ctx.kernels, tables, matrices, splats,
+                                                                     ctx.mixed, grad_mix):
+                    kernel.splat(grad.numpy(), splat.numpy())
+                    into.addmm_(splat.T, torch.from_numpy(table), alpha=-float(kernel.alpha))
+                    torch.mm(splat, -matrix, out=mixed)
+                    kernel.blur(mixed.numpy(), transpose=True)
+                crfrnn_passes.backward_pass(q, appearance.offsets, appearance.slice_weights, ctx.mixed[0].numpy(),
+                                            smoothness.offsets, smoothness.slice_weights, ctx.mixed[1].numpy(),
+                                            grad.numpy(), grad_unary.numpy())
+        ctx.steps = ctx.mixed = ctx.kernels = None
+        return grad_unary, grad_mix[0], grad_mix[1], None, None
 
 
 def _learned(learn):
