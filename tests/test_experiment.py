@@ -2,13 +2,14 @@
 
 import csv
 import json
+import re
 from html.parser import HTMLParser
 
 import pytest
 import torch
 
 from pixseg.data.synthetic import make_synthetic_voc
-from pixseg.engine.experiment import IOU_ROWS, run_experiment, table_csv
+from pixseg.engine.experiment import IOU_ROWS, format_table, run_experiment, table_csv
 from pixseg.engine.train import training_split
 from pixseg.report import paper_claims
 
@@ -135,3 +136,12 @@ def test_bad_arguments(tmp_path):
 def test_csv_has_two_decimals():
     text = table_csv({"columns": ["Method", "A"], "rows": [["x", 12.3456]]})
     assert text == "Method,A\nx,12.35\n"
+
+
+def test_console_table_keeps_every_header_apart():
+    columns = ["Model", "mIoU", "mIoU+CRF", "fg recall", "recall+CRF"]
+    text = format_table({"columns": columns, "rows": [["DeepLab v3+", 27.64, 33.47, 45.89, 100.0]]}, "Accuracy")
+    title, header, row = text.strip("\n").split("\n")
+    assert re.split(r"\s{2,}", header) == columns
+    assert re.split(r"\s{2,}", row) == ["DeepLab v3+", "27.64", "33.47", "45.89", "100.00"]
+    assert len(header) == len(row)  # values end under their headers

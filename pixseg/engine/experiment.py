@@ -449,9 +449,12 @@ def recall_table(models, runs) -> dict:
 
 
 def format_table(table: dict, title: str) -> str:
-    width = max(len(row[0]) for row in table["rows"]) + 2
-    lines = [f"\n{title}", table["columns"][0].ljust(width) + "".join(f"{c:>10}" for c in table["columns"][1:])]
-    lines += [row[0].ljust(width) + "".join(f"{v:10.2f}" for v in row[1:]) for row in table["rows"]]
+    """The table as aligned text: each column as wide as its header or widest value, two spaces apart."""
+    cells = [[row[0], *[f"{v:.2f}" for v in row[1:]]] for row in table["rows"]]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(table["columns"], *cells)]
+    lines = [f"\n{title}"]
+    for row in [table["columns"], *cells]:
+        lines.append(row[0].ljust(widths[0]) + "".join(f"  {cell:>{width}}" for cell, width in zip(row[1:], widths[1:])))
     return "\n".join(lines)
 
 

@@ -34,11 +34,17 @@ BUDGETS = {"quick": "zoo_quick", "full": "zoo_full"}
 # The quick budget's models: every channel count scaled down so a dozen train in an hour on two
 # cores, the lightest backbone each head is defined on, BatchNorm in the VGG nets (trained from
 # scratch without it they sit at all-background for hundreds of steps), and compact padding for the
-# FCNs (the classic pad of 100 costs 6x the FLOPs on small images).
+# FCNs (the classic pad of 100 costs 6x the FLOPs on small images). SegNet and DeconvNet get a
+# quarter of their channels, not an eighth: their decoders see only the stride-32 features and the
+# pooling indices, and at an eighth (8 channels before the classifier) they learned to find the
+# objects but not to tell the classes apart, so every pixel stayed background.
 QUICK_OPTIONS = {
     "fcn32s": {"width": 0.125, "padding": "compact", "batch_norm": True},
     "fcn16s": {"width": 0.125, "padding": "compact", "batch_norm": True},
     "fcn8s": {"width": 0.125, "padding": "compact", "batch_norm": True},
+    "unet": {"width": 0.125},
+    "segnet": {"width": 0.25},
+    "deconvnet": {"width": 0.25},
     "deeplab_v1": {"backbone": "vgg16_bn", "width": 0.125},
     "deeplab_v2": {"backbone": "resnet18", "width": 0.25},
     "deeplab_v3": {"backbone": "resnet18", "width": 0.25},
@@ -60,7 +66,6 @@ def model_title(name: str) -> str:
     return MODEL_TITLES.get(name, name)
 
 MODES = ("none", "dense")
-# At most 10 characters each: the console table's column width.
 COLUMNS = ["Model", "mIoU", "mIoU+CRF", "fg recall", "recall+CRF"]
 COST_COLUMNS = ["Model", "params (M)", "GFLOPs", "CPU ms", "ms + CRF"]
 
