@@ -122,24 +122,25 @@ def _softmax_rows(flat, count, out, start):
 
 
 @jit(fastmath=FASTMATH)
-def _block_logits(start, count, stop, potential, compat, offsets, slice_weights, blurred, extra, do_slice, message,
-                  flat):
+def _block_logits(start, count, stop, potential, compat, offsets, slice_weights, blurred, grid_message, with_message,
+                  message, flat):
     """flat[p] = potential[i] - compat @ message_i for the `count` pixels i from `start`, message_i
-    sliced from the blurred lattice values (M x C') plus extra[i] (N x C' or 0 rows: none), zero
-    when not do_slice. `compat` is 0 x 0 for
-    Potts (then the message enters with a plus sign, as the reference's -w K Q), else the padded
-    C' x C' matrix. Rows of pixels up to `stop` are prefetched."""
+    sliced from the blurred lattice values (M x C') plus grid_message[i] (N x C', or 0 rows when
+    there is no grid kernel); no message at all when not with_message (the start, Q = softmax(-unary)).
+    `compat` is 0 x 0 for Potts (then the message enters with a plus sign, as the reference's
+    -w K Q), else the padded C' x C' matrix. The lattice rows of pixels up to `stop` are prefetched
+    a few pixels ahead: on large lattices nearly every row would otherwise miss the caches."""
     cp = potential.shape[1]
     entries = offsets.shape[1]
     for p in range(count):
         i = start + p
         logit = flat[p * cp:(p + 1) * cp]
-        if do_slice:
+        if with_message:
             if i + _SLICE_AHEAD < stop:
                 for e in range(entries):
                     prefetch_row(blurred, offsets[i + _SLICE_AHEAD, e])
-            if extra.shape[0] > 0:
-                given = extra[i]
+            if grid_message.shape[0] > 0:
+                given = grid_message[i]
                 for k in range(cp):
                     message[k] = given[k]
             else:
@@ -159,9 +160,9 @@ def _block_logits(start, count, stop, potential, compat, offsets, slice_weights,
 
 
 @jit(parallel=True, fastmath=FASTMATH)
-def _pixel_pass(potential, compat, offsets, slice_weights, blurred, extra, q, do_slice):
+def _pixel_pass(potential, compat, offsets, slice_weights, blurred, grid_message, q, with_message):
     """q[i] = softmax(potential[i] - compat @ message_i) for every pixel i (see `_block_logits`);
-    extra may be q itself."""
+    grid_message may be q itself."""
     n, cp = potential.shape
     for chunk in prange((n + _CHUNK - 1) // _CHUNK):
         message = np.zeros(cp, np.float32)
@@ -169,8 +170,8 @@ def _pixel_pass(potential, compat, offsets, slice_weights, blurred, extra, q, do
         stop = min(n, (chunk + 1) * _CHUNK)
         for start in range(chunk * _CHUNK, stop, _BLOCK):
             count = min(_BLOCK, stop - start)
-            _block_logits(start, count, stop, potential, compat, offsets, slice_weights, blurred, extra, do_slice,
-                          message, flat)
+            _block_logits(start, count, stop, potential, compat, offsets, slice_weights, blurred, grid_message,
+                          with_message, message, flat)
             _softmax_rows(flat, count, q, start)
 
 
@@ -267,9 +268,9 @@ def mean_field_numba(values, is_unary, operator, compat, iterations, label_dtype
     matrix = np.zeros((cp, cp) if compat is not None else (0, 0), np.float32)
     if compat is not None:
         matrix[:channels, :channels] = compat
-    no_extra = np.zeros((0, cp), np.float32)
+    no_grid_message = np.zeros((0, cp), np.float32)
     no_entries = np.zeros((n, 0), np.int32)
-    _pixel_pass(potential, matrix, no_entries, no_entries.astype(np.float32), q, no_extra, q, False)
+    _pixel_pass(potential, matrix, no_entries, no_entries.astype(np.float32), q, no_grid_message, q, False)
     if iterations > 0:
         offsets = np.ascontiguousarray(operator.offsets, dtype=np.int32)
         slice_weights = np.ascontiguousarray(operator.slice_weights, dtype=np.float32)
@@ -279,9 +280,9 @@ def mean_field_numba(values, is_unary, operator, compat, iterations, label_dtype
         for _ in range(iterations):
             splat(q, *table, vertex_values)
             # Q is read for the last time: the grid kernel's message replaces it in place.
-            extra = _grid_message(operator.grid, q, no_extra)
+            grid_message = _grid_message(operator.grid, q, no_grid_message)
             blur(vertex_values, *operator.blur)
-            _pixel_pass(potential, matrix, offsets, slice_weights, vertex_values, extra, q, True)
+            _pixel_pass(potential, matrix, offsets, slice_weights, vertex_values, grid_message, q, True)
         del vertex_values, table
     del potential
     q_out = np.empty((channels, n), np.float32)
@@ -290,10 +291,10 @@ def mean_field_numba(values, is_unary, operator, compat, iterations, label_dtype
     return labels, q_out
 
 
-def _grid_message(grid, q, no_extra):
-    """The grid kernel's message for Q (N x C'), written over q; no_extra when there is none."""
+def _grid_message(grid, q, no_grid_message):
+    """The grid kernel's message for Q (N x C'), written over q; no_grid_message when there is none."""
     if grid is None:
-        return no_extra
+        return no_grid_message
     lattice, splat_weights, slice_weights = grid
     return lattice.filter_rows(q, splat_weights, slice_weights, q)
 
