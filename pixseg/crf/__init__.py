@@ -15,7 +15,8 @@ How a call runs, file by file (numba backend; the torch backend has the same ste
                                pass over the pixels that slices, adds the unary and takes the softmax
 
 Beside it: `lanes` and `prefetch` (vector and prefetch intrinsics for the lattice's row loops),
-`exact` (O(N^2) ground truth), `crfrnn` (CRF as RNN: mean field as a trainable torch layer),
+`exact` (O(N^2) ground truth), `crfrnn` (CRF as RNN: mean field as a trainable torch layer;
+`crfrnn_passes` holds its per-pixel numba passes),
 `densecrf` (pydensecrf's API), `pos` (the POS-CRF), `params` (named settings), `heap` (an opt-in:
 glibc keeps freed memory for the next call). Importing the package changes
 nothing in the host process, and does not import torch: `CRFasRNN`, a torch layer, is imported on
