@@ -258,3 +258,23 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
     assert main(["crf", "--image", str(tmp_path / "image.png"), "--unary", str(tmp_path / "junk.npy"),
                  "--out", str(tmp_path / "labels.png")]) == 2
     assert "junk.npy is not a readable .npy array" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("shares", [1, 3])
+@pytest.mark.parametrize("preset", ["reference", "deeplab_v2"])
+def test_splat_fused_into_the_pixel_pass_matches_the_separate_splat(monkeypatch, shares, preset):
+    """Small lattices splat inside the pixel pass (in `shares` ranges of pixels), large ones with a
+    separate gather: both give the same Q. Forced here, since the choice depends on the lattice
+    size and the thread count. DeepLab v2's narrow smoothness kernel is on the grid lattice, which
+    reads Q stored by the fused pass."""
+    from pixseg.crf import meanfield
+
+    image, labels = scene()
+    probs = noisy_probs(labels, 4)
+    options = {"iterations": 5, **CRF_PRESETS[preset]}
+    monkeypatch.setattr(meanfield, "splat_shares", lambda points, vertices: 0)
+    separate = dense_crf(image, probs, **options)
+    monkeypatch.setattr(meanfield, "splat_shares", lambda points, vertices: shares)
+    fused = dense_crf(image, probs, **options)
+    np.testing.assert_allclose(fused[1], separate[1], atol=1e-5)
+    assert (fused[0] == separate[0]).mean() > 0.999

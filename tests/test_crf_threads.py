@@ -12,9 +12,10 @@ import pytest
 from pixseg.crf import dense_crf
 
 # Runs in a fresh process with a pool of 4 numba threads (the test session's pool has one). The
-# image is above SERIAL_BELOW pixels, so 2 to 4 threads really run in parallel. Two settings
-# take the two paths of mean field: with the grid kernel (DeepLab v2's narrow smoothness kernel)
-# and with general lattices only (the reference preset's wider smoothness kernel).
+# image is above SERIAL_BELOW pixels, so 2 to 4 threads really run in parallel. Three settings
+# take the three paths of mean field: the grid kernel (DeepLab v2's narrow smoothness kernel), the
+# splat fused into the pixel pass (wide kernels on a smooth image: a small lattice), and the
+# separate splat (noise: a lattice larger than half the pixels).
 SCRIPT = """
 import hashlib
 import numba
@@ -23,6 +24,7 @@ import torch
 from pixseg.crf import dense_crf
 from pixseg.crf.inference import numba_operator
 from pixseg.crf.features import appearance_features, smoothness_features
+from pixseg.crf.meanfield import splat_shares
 
 rng = np.random.default_rng(0)
 height, width = 160, 220
@@ -32,7 +34,8 @@ smooth = ((waves + 1) * 100 + rng.normal(0, 6, (height, width, 3))).clip(0, 255)
 noise = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
 probs = rng.random((21, height, width)).astype(np.float32) ** 3 + 1e-3
 probs /= probs.sum(0)
-cases = {"grid": (smooth, (4.0, 67.0, 3.0), (3.0, 1.0)), "general": (noise, (10.0, 80.0, 13.0), (3.0, 3.0))}
+cases = {"grid": (smooth, (4.0, 67.0, 3.0), (3.0, 1.0)), "fused": (smooth, (10.0, 80.0, 40.0), (3.0, 5.0)),
+         "separate": (noise, (10.0, 80.0, 13.0), (3.0, 3.0))}
 torch_threads = torch.get_num_threads()
 dense_crf(smooth, probs, iterations=1, threads=3)  # the first call starts numba's thread pool
 print("torch threads kept", torch.get_num_threads() == torch_threads)
@@ -40,7 +43,8 @@ for name, (image, appearance, smoothness) in cases.items():
     kernels = [("appearance", lambda: appearance_features(image, *appearance[1:]), appearance[0]),
                ("smoothness", lambda: smoothness_features(height, width, smoothness[1]), smoothness[0])]
     operator = numba_operator(kernels, height, width, smoothness[1])
-    path = "grid" if operator.grid is not None else "general"
+    path = ("grid" if operator.grid is not None else
+            "fused" if splat_shares(height * width, operator.num_vertices) else "separate")
     digests = set()
     for threads in (1, 2, 3, 4):
         labels, q = dense_crf(image, probs, iterations=5, appearance=appearance, smoothness=smoothness,
@@ -59,7 +63,7 @@ def test_q_is_the_same_to_the_bit_on_one_to_four_threads():
     result = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.split("\n")
-    assert lines[:3] == ["torch threads kept True", "grid grid 1", "general general 1"], \
+    assert lines[:4] == ["torch threads kept True", "grid grid 1", "fused fused 1", "separate separate 1"], \
         result.stdout
 
 

@@ -13,6 +13,7 @@ How a call runs, file by file (numba backend; the torch backend has the same ste
                                lattices into one splat / blur / slice table
     meanfield.mean_field_numba per iteration: lattice.splat, the grid filter, lattice.blur, and one
                                pass over the pixels that slices, adds the unary and takes the softmax
+                               (on small lattices that pass also splats the next iteration's Q)
 
 Beside it: `lanes` and `prefetch` (vector and prefetch intrinsics for the lattice's row loops),
 `exact` (O(N^2) ground truth), `crfrnn` (CRF as RNN: mean field as a trainable torch layer;

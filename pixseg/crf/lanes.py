@@ -1,6 +1,6 @@
 """Row arithmetic on float32 rows in explicit 8-lane vectors, for the numba kernels.
 
-The lattice's hot loops (splat, blur, slice, and the grid lattice's cells) update
+The lattice's hot loops (splat, blur, slice, the fused splat, and the grid lattice's cells) update
 rows of C' = 24 floats (21 labels padded to whole vectors) one row at a time. LLVM vectorises a
 loop of run-time length for 64 floats per step (four 16-lane registers); a 24-float row never
 reaches that loop and runs in its remainder loop, behind checks that the rows do not overlap, on

@@ -13,6 +13,10 @@ Each numba iteration (`mean_field_numba`):
 3. `blur` the vertex values;
 4. `_pixel_pass`: per pixel, the message is the slice of the blurred values plus the grid
    message; the new Q is softmax(-unary - compat @ message) (Potts: softmax(-unary + message)).
+On a lattice small next to the image (at most half as many vertices as pixels, `splat_shares`),
+steps 4 and 1 are fused: the pixel pass scatters each pixel's new row of Q onto its vertices at
+once (`_pixel_pass_splat`, into a table per range of pixels), so Q is not read back for the next
+splat; this pays about a fifth of a call on photos with the reference preset's wide kernels.
 Q and the log-potential are N x C' with C padded to a multiple of 8 (log-potential -inf, so
 padded labels have Q = 0): every row is whole 8-float vectors.
 
@@ -33,6 +37,10 @@ from pixseg.crf.prefetch import prefetch_row
 from pixseg.jit import jit
 
 _LANES = 8
+# Ranges of pixels whose fused splats run in parallel (see `splat_shares`): at least two, so the
+# fused pass has parallel work; at most 4: each share zeroes and sums a table of its own, work that
+# fewer threads than shares do in turn.
+MIN_SHARES, MAX_SHARES = 2, 4
 _CHUNK = 2048  # pixels per parallel work item (scratch rows are allocated per item)
 _BLOCK = 64  # pixels whose logits are exponentiated in one flat loop
 # Pixels ahead whose lattice rows the slice prefetches: on large lattices nearly every row misses.
@@ -175,6 +183,43 @@ def _pixel_pass(potential, compat, offsets, slice_weights, blurred, grid_message
             _softmax_rows(flat, count, q, start)
 
 
+@jit(parallel=True, fastmath=FASTMATH)
+def _pixel_pass_splat(potential, compat, offsets, slice_weights, blurred, grid_message, with_message, splat_weights,
+                      tables, into, shares, q):
+    """The pixel pass with the next splat fused in: each pixel's new row of Q is scattered onto
+    its vertices at once instead of being read back. The pixels are cut into `shares`
+    ranges: share 0 splats into tables[into], share s > 0 into its own tables[s + 1]; all are
+    zeroed here and summed by `_sum_shares`. The rows of Q are stored only when q has rows (a
+    grid kernel reads them); grid_message may be q."""
+    n, cp = potential.shape
+    for share in prange(shares):
+        target = tables[into if share == 0 else share + 1]
+        target[:] = 0.0
+        message = np.zeros(cp, np.float32)
+        flat = np.empty(_BLOCK * cp, np.float32)
+        rows = np.empty((_BLOCK, cp), np.float32)
+        stop = (share + 1) * n // shares
+        for start in range(share * n // shares, stop, _BLOCK):
+            count = min(_BLOCK, stop - start)
+            _block_logits(start, count, stop, potential, compat, offsets, slice_weights, blurred, grid_message,
+                          with_message, message, flat)
+            _softmax_rows(flat, count, rows, 0)
+            if q.shape[0] > 0:
+                q[start:start + count] = rows[:count]
+            for p in range(count):
+                for e in range(offsets.shape[1]):
+                    add_scaled(target[offsets[start + p, e]], rows[p], splat_weights[start + p, e])
+
+
+@jit(parallel=True, fastmath=FASTMATH)
+def _sum_shares(tables, into):
+    """tables[into] += tables[2] + tables[3] + ... (the other shares' splats)."""
+    for v in prange(tables.shape[1]):
+        row = tables[into, v]
+        for share in range(2, tables.shape[0]):
+            add_scaled(row, tables[share, v], np.float32(1.0))
+
+
 @jit(fastmath=FASTMATH)
 def _transpose_rows(values, start, count, padding, flat):
     """flat[p * C' + c] = values[c, start + p] for the `count` pixels from `start` (values C x N),
@@ -252,6 +297,20 @@ def _to_channels(q, q_out, labels):
             out[p] = best[p]
 
 
+def splat_shares(num_points, num_vertices):
+    """How many ranges of pixels splat in parallel inside the pixel pass, each into a table of its
+    own, or 0 to splat as a separate gather. Fusing pays while the lattice is small next to the
+    image: the private tables then stay in cache, and Q is not read back for the splat. On large
+    lattices the scattered updates miss on every vertex and the private tables cost more than the
+    gather. The count depends on the sizes alone, never on the threads, because the tables' sum is
+    added in share order: a thread-dependent count would change Q's last bits with the thread
+    count. Zeroing and summing the tables costs at most one pass over Q (shares x vertices <= pixels)."""
+    if num_vertices <= 0:
+        return 0
+    shares = min(MAX_SHARES, num_points // num_vertices)
+    return shares if shares >= MIN_SHARES else 0
+
+
 def mean_field_numba(values, is_unary, operator, compat, iterations, label_dtype):
     """values: C x N unary energies (is_unary; +inf allowed, not -inf or NaN) or probabilities;
     operator: a MessageOperator of numba lattices (unused when iterations == 0); compat: C x C or
@@ -268,22 +327,28 @@ def mean_field_numba(values, is_unary, operator, compat, iterations, label_dtype
     matrix = np.zeros((cp, cp) if compat is not None else (0, 0), np.float32)
     if compat is not None:
         matrix[:channels, :channels] = compat
+    shares = splat_shares(n, operator.num_vertices) if iterations > 0 else 0
     no_grid_message = np.zeros((0, cp), np.float32)
-    no_entries = np.zeros((n, 0), np.int32)
-    _pixel_pass(potential, matrix, no_entries, no_entries.astype(np.float32), q, no_grid_message, q, False)
+    if iterations == 0 or not shares:
+        no_entries = np.zeros((n, 0), np.int32)
+        _pixel_pass(potential, matrix, no_entries, no_entries.astype(np.float32), q, no_grid_message, q, False)
     if iterations > 0:
         offsets = np.ascontiguousarray(operator.offsets, dtype=np.int32)
         slice_weights = np.ascontiguousarray(operator.slice_weights, dtype=np.float32)
         splat_weights = np.ascontiguousarray(operator.splat_weights, dtype=np.float32)
-        table = splat_table(offsets, splat_weights, operator.num_vertices, table_parts(n))
-        vertex_values = np.empty((operator.num_vertices, cp), np.float32)
-        for _ in range(iterations):
-            splat(q, *table, vertex_values)
-            # Q is read for the last time: the grid kernel's message replaces it in place.
-            grid_message = _grid_message(operator.grid, q, no_grid_message)
-            blur(vertex_values, *operator.blur)
-            _pixel_pass(potential, matrix, offsets, slice_weights, vertex_values, grid_message, q, True)
-        del vertex_values, table
+        if shares:
+            _fused_iterations(potential, matrix, offsets, slice_weights, splat_weights, operator, iterations, shares, q,
+                              no_grid_message)
+        else:
+            table = splat_table(offsets, splat_weights, operator.num_vertices, table_parts(n))
+            vertex_values = np.empty((operator.num_vertices, cp), np.float32)
+            for _ in range(iterations):
+                splat(q, *table, vertex_values)
+                # Q is read for the last time: the grid kernel's message replaces it in place.
+                grid_message = _grid_message(operator.grid, q, no_grid_message)
+                blur(vertex_values, *operator.blur)
+                _pixel_pass(potential, matrix, offsets, slice_weights, vertex_values, grid_message, q, True)
+            del vertex_values, table
     del potential
     q_out = np.empty((channels, n), np.float32)
     labels = np.empty(n, label_dtype)
@@ -297,6 +362,29 @@ def _grid_message(grid, q, no_grid_message):
         return no_grid_message
     lattice, splat_weights, slice_weights = grid
     return lattice.filter_rows(q, splat_weights, slice_weights, q)
+
+
+def _fused_iterations(potential, matrix, offsets, slice_weights, splat_weights, operator, iterations, shares, q,
+                      no_grid_message):
+    """Mean field with the splat fused into the pixel pass (small lattices): two tables alternate,
+    one sliced while the other receives the next splat; the last pass writes Q. Q is stored on the
+    way only for a grid kernel."""
+    cp = potential.shape[1]
+    stored = q if operator.grid is not None else no_grid_message
+    tables = np.empty((max(2, shares + 1), operator.num_vertices, cp), np.float32)
+    current = 0
+    _pixel_pass_splat(potential, matrix, offsets, slice_weights, tables[0], no_grid_message, False, splat_weights,
+                      tables, current, shares, stored)
+    for iteration in range(iterations):
+        _sum_shares(tables, current)
+        grid_message = _grid_message(operator.grid, q, no_grid_message)
+        blur(tables[current], *operator.blur)
+        if iteration == iterations - 1:
+            _pixel_pass(potential, matrix, offsets, slice_weights, tables[current], grid_message, q, True)
+        else:
+            _pixel_pass_splat(potential, matrix, offsets, slice_weights, tables[current], grid_message, True,
+                              splat_weights, tables, 1 - current, shares, stored)
+            current = 1 - current
 
 
 def mean_field_torch(values, is_unary, operator, compat, iterations):
