@@ -29,7 +29,6 @@ from pixseg.io import cached_json, file_digest, json_text, write_text
 from pixseg.metrics import ConfusionMatrix, RegionMatches
 
 RUNS = {"plain": "segmentation loss only", "adversarial": "+ adversarial term"}
-# At most 10 characters each: the console table's column width.
 COLUMNS = ["Training", "mIoU", "pixel acc", "reg. prec", "reg. rec"]
 SCORES = ("miou", "pixel_acc", "region_precision", "region_recall")
 PANEL_IMAGES = 4
