@@ -1,6 +1,9 @@
 """numba's njit with an on-disk cache that cannot go stale (`@jit(parallel=True, ...)`), and
 `numba_threads`, how every public entry point of pixseg's parallel kernels picks its thread count.
 
+Every kernel releases the GIL (nogil): they touch no Python objects, and a caller may run them on
+several Python threads at once (the CRF-as-RNN layer runs a batch's images side by side).
+
 numba's own cache (`njit(cache=True)`) checks only the file that defines a kernel: its entries stay
 valid while that file's time stamp and size do. pixseg's kernels also compile in code from their
 neighbours (inlined helpers such as `pixseg.crf.lanes`, intrinsics such as `pixseg.crf.prefetch`,
@@ -10,7 +13,9 @@ of pixseg that keeps a file's size and time, numba would load the old machine co
 Here a kernel's cache entries are also keyed by a digest of the source of every module in its
 package's folder (pixseg/crf/ for the CRF's kernels): a change anywhere in the folder compiles the
 folder's kernels again, on their next call. Kernels must therefore use compiled code only from
-their own folder. numba's version and the CPU are in numba's key already.
+their own folder. The jit options are in the key too (numba's key leaves them out, so an entry
+compiled with the GIL held would serve a kernel declared nogil). numba's version and the CPU are in
+numba's key already.
 """
 
 import contextlib
@@ -37,23 +42,28 @@ def sources_digest(folder):
 class _FolderCache(FunctionCache):
     """numba's per-function cache, with the digest of the function's folder in every entry's key."""
 
-    def __init__(self, py_func):
+    def __init__(self, py_func, options):
         super().__init__(py_func)
         self._folder_digest = sources_digest(str(Path(py_func.__code__.co_filename).resolve().parent))
+        # Sets (fastmath's flags) sorted: their order, so their repr, changes from process to process.
+        self._options = tuple(sorted((name, repr(sorted(value) if isinstance(value, (set, frozenset)) else value))
+                                     for name, value in options.items()))
 
     def _index_key(self, sig, codegen):
-        return super()._index_key(sig, codegen) + (self._folder_digest,)
+        return super()._index_key(sig, codegen) + (self._folder_digest, self._options)
 
 
 def jit(**options):
-    """numba.njit(**options) (cache must not be given), cached on disk as the module doc says."""
+    """numba.njit(nogil=True, **options) (cache must not be given), cached on disk as the module
+    doc says."""
     if "cache" in options:
         raise TypeError("jit caches always; do not pass cache=")
+    options = {"nogil": True, **options}
 
     def decorate(function):
         dispatcher = njit(**options)(function)
         # What Dispatcher.enable_caching does (njit(cache=True)), with the folder-aware cache.
-        dispatcher._cache = _FolderCache(function)
+        dispatcher._cache = _FolderCache(function, options)
         return dispatcher
 
     return decorate

@@ -5,6 +5,7 @@ the load could only change the thread count), and leaves the caller's thread set
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -127,9 +128,10 @@ def run(threads):
         return np.array(model.inference(2))
     from pixseg.crf import CRFasRNN
 
+    # A batch of two: on 3 threads its images run side by side on workers of 2 and 1 threads.
     layer = CRFasRNN(4, iterations=2, backend="numba", threads=threads)
-    logits = torch.from_numpy(np.log(probs))[None].requires_grad_()
-    out = layer(logits, torch.from_numpy(image).permute(2, 0, 1)[None])
+    logits = torch.from_numpy(np.log(np.stack([probs, probs[::-1]]))).requires_grad_()
+    out = layer(logits, torch.from_numpy(np.stack([image, image[::-1]])).permute(0, 3, 1, 2))
     out.square().sum().backward()
     return np.concatenate([out.detach().numpy().ravel(), logits.grad.numpy().ravel()])
 
@@ -150,6 +152,31 @@ def test_every_entry_point_keeps_thread_settings_and_bits(name):
                             timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["True", "True"], result.stdout
+
+
+def test_crf_rnn_batches_on_numbas_workqueue_layer():
+    """The workqueue layer takes parallel kernels from one thread at a time: there the batch's images
+    run one after another, with the same bits as side by side on the default layer."""
+    script = ("import sys, numpy as np, torch, numba\n"
+              "from pixseg.crf import CRFasRNN\n"
+              "rng = np.random.default_rng(0)\n"
+              "images = torch.from_numpy(rng.integers(0, 256, (3, 3, 40, 50), dtype=np.uint8))\n"
+              "logits = torch.from_numpy(rng.normal(size=(3, 4, 40, 50)).astype(np.float32)).requires_grad_()\n"
+              "out = CRFasRNN(4, iterations=2, threads=2)(logits, images)\n"
+              "out.square().sum().backward()\n"
+              "np.save(sys.argv[1], np.concatenate([out.detach().numpy().ravel(), logits.grad.numpy().ravel()]))\n"
+              "print(numba.threading_layer())\n")
+    layers = []
+    with tempfile.TemporaryDirectory() as folder:
+        for name, extra in (("default", {}), ("workqueue", {"NUMBA_THREADING_LAYER": "workqueue"})):
+            env = {**os.environ, "NUMBA_NUM_THREADS": "2", **extra}
+            result = subprocess.run([sys.executable, "-c", script, os.path.join(folder, name)], env=env,
+                                    capture_output=True, text=True, timeout=600)
+            assert result.returncode == 0, result.stderr[-3000:]
+            layers.append(result.stdout.strip())
+        assert layers[1] == "workqueue" and layers[0] != "workqueue"
+        default, workqueue = (np.load(os.path.join(folder, f"{name}.npy")) for name in ("default", "workqueue"))
+    assert default.tobytes() == workqueue.tobytes()
 
 
 def test_importing_the_crf_does_not_import_torch():

@@ -78,26 +78,30 @@ def test_lattice_gradients_match_the_exact_layer(backend):
         assert torch.linalg.norm(ours - truth) <= 0.02 * torch.linalg.norm(truth)
 
 
-def test_fused_numba_steps_equal_autograd_through_the_same_lattices(monkeypatch):
-    """The numba backend's hand-written backward (`_FusedMeanField`) against autograd through the
-    per-operation loop on the same lattices: equal up to float32 rounding, at perturbed parameters
-    and with a loss that weights the labels differently."""
+def test_fused_numba_steps_equal_autograd_through_the_same_lattices():
+    """The numba backend's hand-written backward (`_FusedMeanField`, a batch of two on two worker
+    threads) against autograd through the per-operation loop on the same lattices: equal up to
+    float32 rounding, at perturbed parameters and with a loss that weights the labels differently."""
     logits, images = scene(16, 20, 3, batch=2, seed=4)
-    layer = CRFasRNN(3, iterations=3, appearance=(3.0, 6.0, 15.0), smoothness=(2.0, 2.0), backend="numba")
+    layer = CRFasRNN(3, iterations=3, appearance=(3.0, 6.0, 15.0), smoothness=(2.0, 2.0), backend="numba",
+                     threads=2)
     with torch.no_grad():
         for parameter in layer.parameters():
             parameter.add_(0.3 * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(2)))
 
-    def run():
+    def gradients(refine):
         layer.zero_grad()
         inputs = logits.clone().requires_grad_()
-        out = layer(inputs, images)
+        out = refine(inputs)
         (out * torch.arange(3.0)[None, :, None, None]).square().sum().backward()
         return [out.detach(), inputs.grad] + [getattr(layer, name).grad.clone() for name in PARAMETERS]
 
-    fused = run()
-    monkeypatch.setattr(crfrnn._FusedMeanField, "run", crfrnn._mean_field)
-    for ours, autograd in zip(fused, run()):
+    def autograd_loop(inputs):
+        parameters = [getattr(layer, name) for name in PARAMETERS]
+        return torch.stack([crfrnn._mean_field(inputs[n].flatten(1).T, layer._kernels(images[n], "numba", None),
+                                               parameters, 3).T.reshape(3, 16, 20) for n in range(2)])
+
+    for ours, autograd in zip(gradients(lambda inputs: layer(inputs, images)), gradients(autograd_loop)):
         assert torch.linalg.norm(ours - autograd) <= 1e-5 * torch.linalg.norm(autograd)
 
 

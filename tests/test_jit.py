@@ -44,9 +44,9 @@ def write_package(root, decorator, scale):
     (package / "kernel.py").write_text(KERNEL.format(decorator=decorator))
 
 
-def call(root):
-    """run(2.0) in a fresh process, and whether it came from the cache."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), *sys.path])}
+def call(root, **variables):
+    """run(2.0) in a fresh process (its environment plus `variables`), and whether it came from the cache."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), *sys.path]), **variables}
     env.pop("NUMBA_CACHE_DIR", None)
     result = subprocess.run([sys.executable, "-c", CALL], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -67,3 +67,18 @@ def test_an_edited_dependency_is_compiled_again(tmp_path, decorator, stale):
 def test_cache_is_not_an_option():
     with pytest.raises(TypeError, match="do not pass cache="):
         jit(cache=True)
+
+
+def test_a_set_of_flags_is_found_again_by_other_processes(tmp_path):
+    """A set's order, so its repr, changes with the process's hash seed; the cache's key must not."""
+    write_package(tmp_path, 'jit(fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})', 3.0)
+    assert call(tmp_path, PYTHONHASHSEED="1") == (7.0, False)
+    assert all(call(tmp_path, PYTHONHASHSEED=seed) == (7.0, True) for seed in ("2", "3", "4"))
+
+
+def test_other_options_on_the_same_source_compile_again(tmp_path):
+    """numba's key leaves the options out: an entry compiled holding the GIL would serve nogil."""
+    write_package(tmp_path, 'jit(nogil=__import__("os").environ["NOGIL"] == "1")', 3.0)
+    assert call(tmp_path, NOGIL="0") == (7.0, False)
+    assert call(tmp_path, NOGIL="1") == (7.0, False)
+    assert call(tmp_path, NOGIL="0") == (7.0, True)

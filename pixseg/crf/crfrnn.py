@@ -15,13 +15,16 @@ transpose. `LatticeFilter` is that autograd Function: it keeps the lattice built
 for the backward, and nothing per blur step. No gradient reaches the image.
 
 Backends: "numba" (CPU; the lattice of `pixseg.crf.lattice`, the whole loop one autograd Function,
-`_FusedMeanField`, with its backward written out), "torch" (any device;
-`pixseg.crf.lattice_torch`), "exact" (the O(N^2) filter of `pixseg.crf.exact` in float64, the
-ground truth for tests on small images; symmetric, so its transpose is itself).
+`_FusedMeanField`, with its backward written out, a batch's images side by side on worker
+threads), "torch" (any device; `pixseg.crf.lattice_torch`), "exact" (the O(N^2) filter of
+`pixseg.crf.exact` in float64, the ground truth for tests on small images; symmetric, so its
+transpose is itself).
 """
 
 import numbers
+from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
 import torch
 from torch import nn
@@ -143,9 +146,11 @@ class CRFasRNN(nn.Module):
     learn: which of "appearance", "smoothness" (the C x C kernel weight matrices) and
         "compatibility" (the C x C mu) train; True for all, False for none (a fixed dense CRF).
     backend: "auto" (numba on the CPU, torch elsewhere), "numba", "torch" or "exact".
-    threads: how many threads the numba backend's kernels use (None: numba's setting for the
-        calling thread at each call); the result is the same to the bit on any number. torch's
-        own operations follow torch's setting; neither is changed.
+    threads: how many threads the numba backend uses (None: numba's setting for the calling
+        thread at each call); a batch's images run side by side, up to one per thread. The output
+        and the logits' gradient are the same to the bit on any number; the parameters' gradients
+        are sums over pixels by torch's matrix products, as in any torch layer, and can differ in
+        the last bits. torch's own operations follow torch's setting; neither setting is changed.
     Images are uint8 or floats in 0..255, RGB, on any device; they get no gradient.
     """
 
@@ -182,14 +187,19 @@ class CRFasRNN(nn.Module):
         backend = self.backend if self.backend != "auto" else "numba" if logits.device.type == "cpu" else "torch"
         dtype = logits.dtype if backend != "numba" else torch.float32
         parameters = [p.to(dtype) for p in (self.appearance_weights, self.smoothness_weights, self.compatibility)]
-        mean_field = _FusedMeanField.run if backend == "numba" else _mean_field
-        refined = []
-        for index in range(batch):
-            kernels = self._kernels(images[index], backend, logits.device)
-            refined.append(mean_field(logits[index].flatten(1).T.to(dtype), kernels, parameters, iterations))
-        return torch.stack(refined).transpose(1, 2).reshape(batch, channels, height, width).to(logits.dtype)
+        if backend == "numba":
+            def kernels(index, threads):
+                return self._kernels(images[index], backend, logits.device, threads)
 
-    def _kernels(self, image, backend, device):
+            refined = _FusedMeanField.run(logits.flatten(2).to(dtype), kernels, parameters, iterations,
+                                          check_threads(self.threads))
+        else:
+            unary = logits.flatten(2).transpose(1, 2).to(dtype)
+            refined = torch.stack([_mean_field(unary[index], self._kernels(images[index], backend, logits.device),
+                                               parameters, iterations).T for index in range(batch)])
+        return refined.reshape(batch, channels, height, width).to(logits.dtype)
+
+    def _kernels(self, image, backend, device, threads=None):
         """The appearance and smoothness kernels of one 3 x H x W image."""
         pixels = image.detach().permute(1, 2, 0).cpu().numpy()
         pixels = pixels if pixels.dtype == np.uint8 else pixels.astype(np.float32)
@@ -198,7 +208,7 @@ class CRFasRNN(nn.Module):
         if backend == "torch":
             features = [torch.from_numpy(f).to(device) for f in features]
         if backend == "numba":
-            return [_NumbaKernel(f, self.threads) for f in features]
+            return [_NumbaKernel(f, threads) for f in features]
         return [_KERNELS[backend](f) for f in features]
 
 
@@ -217,9 +227,10 @@ def _mean_field(unary, kernels, parameters, iterations):
 
 
 class _FusedMeanField(torch.autograd.Function):
-    """`_mean_field` on the numba lattices with its backward written out, so that a step makes no
-    N x C temporaries beyond what it keeps for the backward, and runs no per-operation torch
-    passes over the pixels.
+    """`_mean_field` for a batch on the numba lattices, with its backward written out, so that a
+    step makes no N x C temporaries beyond what it keeps for the backward, and runs no
+    per-operation torch passes over the pixels; the batch's images run side by side on worker
+    threads (`_for_each_image`).
 
     The label mixing is moved onto the lattices' vertices, where it costs less on photos (the
     lattices have fewer vertices than the image has pixels): the slice is linear, so with P = the
@@ -233,67 +244,134 @@ class _FusedMeanField(torch.autograd.Function):
     (axes reversed) and the splat's transpose, which is the slice divided by alpha; so dq =
     slice_a(blur^T(-H_a A)) + slice_s(blur^T(-H_s S)), and dL/dprevious = q * (dq - <q, dq>)
     (`crfrnn_passes.backward_pass`). The unary gets every step's g and the first softmax's.
-    Kept for the backward, per step: q (N x C) and the two P (M x C); the mixed tables are
-    allocated once per call and reused by every step, forward and backward."""
+    Kept for the backward, per image and step: q (pixels x C) and the two P (M x C); the mixed
+    tables are allocated once per image and reused by every step, forward and backward."""
 
     @staticmethod
-    def run(unary, kernels, parameters, iterations):
+    def run(unary, kernels, parameters, iterations, threads):
+        """unary: N x C x pixels float32 logits (the result has their layout; each image is
+        transposed to pixels x C rows by its worker, into numpy memory: see `_forward_steps`);
+        kernels(index, threads): image index's two `_NumbaKernel`s; threads: how many threads the
+        batch may use in all."""
         appearance_weights, smoothness_weights, compatibility = parameters
         return _FusedMeanField.apply(unary, compatibility @ appearance_weights, compatibility @ smoothness_weights,
-                                     kernels, iterations)
+                                     kernels, iterations, threads)
 
     @staticmethod
-    def forward(ctx, unary, mix_a, mix_s, kernels, iterations):
-        appearance, smoothness = kernels
-        unary = np.ascontiguousarray(unary.detach().numpy())
-        n, c = unary.shape
-        q = torch.softmax(torch.from_numpy(unary), dim=1).numpy()
+    def forward(ctx, unary, mix_a, mix_s, kernels, iterations, threads):
+        unary = unary.detach().numpy()
         # The mixing matrices as they act on rows: P -> -P A^T.
         mixing = [-matrix.detach().T for matrix in (mix_a, mix_s)]
-        mixed = [torch.empty(kernel.num_vertices, c) for kernel in kernels]
         keep = any(ctx.needs_input_grad)
-        steps = []
-        with numba_threads(appearance.threads):
-            for step in range(iterations):
-                if keep or step == 0:
-                    tables = [np.empty((kernel.num_vertices, c), np.float32) for kernel in kernels]
-                for kernel, table, matrix, into in zip(kernels, tables, mixing, mixed):
-                    kernel.splat(q, table)
-                    kernel.blur(table, transpose=False)
-                    torch.mm(torch.from_numpy(table), matrix, out=into)
-                out = np.empty((n, c), np.float32)
-                crfrnn_passes.forward_pass(unary, appearance.offsets, appearance.slice_weights, mixed[0].numpy(),
-                                           smoothness.offsets, smoothness.slice_weights, mixed[1].numpy(), out,
-                                           step < iterations - 1)
-                if keep:
-                    steps.append((q, *tables))
-                q = out
-        ctx.kernels, ctx.mixed, ctx.steps = kernels, mixed, steps
+        out = np.empty(unary.shape, np.float32)
+        ctx.images = [None] * len(unary)
+
+        def image(index, image_threads):
+            image_kernels = kernels(index, image_threads)
+            rows = np.empty(unary[index].T.shape, np.float32)
+            saved = _forward_steps(np.ascontiguousarray(unary[index].T), image_kernels, mixing, iterations, keep,
+                                   rows)
+            out[index] = rows.T
+            ctx.images[index] = image_kernels, saved
+
+        _for_each_image(len(unary), threads, image)
+        ctx.threads = threads
         ctx.save_for_backward(mix_a, mix_s)
-        return torch.from_numpy(q)
+        return torch.from_numpy(out)
 
     @staticmethod
     def backward(ctx, grad):
-        appearance, smoothness = ctx.kernels
-        matrices = ctx.saved_tensors
-        grad = grad.float().contiguous().clone()
-        grad_unary = grad.clone()
-        grad_mix = [torch.zeros_like(matrix) for matrix in matrices]
-        splats = [torch.empty_like(mixed) for mixed in ctx.mixed]
-        with numba_threads(appearance.threads):
-            for step in reversed(range(len(ctx.steps))):
-                q, *tables = ctx.steps[step]
-                for kernel, table, matrix, splat, mixed, into in zip(ctx.kernels, tables, matrices, splats,
-                                                                     ctx.mixed, grad_mix):
-                    kernel.splat(grad.numpy(), splat.numpy())
-                    into.addmm_(splat.T, torch.from_numpy(table), alpha=-float(kernel.alpha))
-                    torch.mm(splat, -matrix, out=mixed)
-                    kernel.blur(mixed.numpy(), transpose=True)
-                crfrnn_passes.backward_pass(q, appearance.offsets, appearance.slice_weights, ctx.mixed[0].numpy(),
-                                            smoothness.offsets, smoothness.slice_weights, ctx.mixed[1].numpy(),
-                                            grad.numpy(), grad_unary.numpy())
-        ctx.steps = ctx.mixed = ctx.kernels = None
-        return grad_unary, grad_mix[0], grad_mix[1], None, None
+        # Detached: the workers' threads record autograd graphs (grad mode is per thread).
+        matrices = [matrix.detach() for matrix in ctx.saved_tensors]
+        grad = grad.float().numpy()
+        grad_unary = np.empty(grad.shape, np.float32)
+        grad_mixes = [None] * len(grad)
+
+        def image(index, _):
+            kernels, saved = ctx.images[index]
+            ctx.images[index] = None  # its tables are freed as soon as its backward is done
+            rows = np.empty(grad[index].T.shape, np.float32)
+            grad_mixes[index] = _backward_steps(np.ascontiguousarray(grad[index].T), kernels, saved, matrices, rows)
+            grad_unary[index] = rows.T
+
+        _for_each_image(len(grad), ctx.threads, image)
+        # Summed in image order, so the bits do not depend on which worker finished first.
+        grad_mix = [sum(image[k] for image in grad_mixes) for k in range(2)]
+        return torch.from_numpy(grad_unary), grad_mix[0], grad_mix[1], None, None, None
+
+
+def _forward_steps(unary, kernels, mixing, iterations, keep, out):
+    """One image's mean field from its pixels x C unary logits into `out`; returns what the
+    backward needs: each step's input q and blurred tables (if keep) and the two mixed tables
+    (allocated here, reused there). What is kept is one array per kind, iterations deep: large
+    numpy arrays are mapped in huge pages, so a batch's hundreds of megabytes of fresh memory cost
+    hundreds of page faults, not a hundred thousand."""
+    appearance, smoothness = kernels
+    n, c = unary.shape
+    depth = iterations if keep else 1
+    inputs = np.empty((depth, n, c), np.float32)
+    tables = [np.empty((depth, kernel.num_vertices, c), np.float32) for kernel in kernels]
+    mixed = [np.empty((kernel.num_vertices, c), np.float32) for kernel in kernels]
+    with numba_threads(appearance.threads):
+        crfrnn_passes.softmax_pass(unary, inputs[0])
+        for step in range(iterations):
+            slot = step if keep else 0
+            for kernel, table, matrix, into in zip(kernels, tables, mixing, mixed):
+                kernel.splat(inputs[slot], table[slot])
+                kernel.blur(table[slot], transpose=False)
+                torch.mm(torch.from_numpy(table[slot]), matrix, out=torch.from_numpy(into))
+            last = step == iterations - 1
+            # Without keep the next q overwrites this one: the splats above were its only readers.
+            target = out if last else inputs[slot + 1] if keep else inputs[0]
+            crfrnn_passes.forward_pass(unary, appearance.offsets, appearance.slice_weights, mixed[0],
+                                       smoothness.offsets, smoothness.slice_weights, mixed[1], target, not last)
+    return inputs, tables, mixed
+
+
+def _backward_steps(grad_out, kernels, saved, matrices, grad_unary):
+    """One image's backward through `_forward_steps` (`saved`: what it returned) given grad_out =
+    dL/doutput (pixels x C); writes dL/dunary into grad_unary and returns the gradients of the two
+    mixing matrices."""
+    appearance, smoothness = kernels
+    inputs, tables, mixed = saved
+    grad = grad_out.copy()
+    grad_unary[:] = grad_out
+    grad_mix = [torch.zeros_like(matrix) for matrix in matrices]
+    splats = [np.empty_like(table) for table in mixed]
+    with numba_threads(appearance.threads):
+        for step in reversed(range(len(inputs))):
+            for kernel, table, matrix, splat, into_mixed, into in zip(kernels, tables, matrices, splats, mixed,
+                                                                       grad_mix):
+                kernel.splat(grad, splat)
+                into.addmm_(torch.from_numpy(splat).T, torch.from_numpy(table[step]), alpha=-float(kernel.alpha))
+                torch.mm(torch.from_numpy(splat), -matrix, out=torch.from_numpy(into_mixed))
+                kernel.blur(into_mixed, transpose=True)
+            crfrnn_passes.backward_pass(inputs[step], appearance.offsets, appearance.slice_weights, mixed[0],
+                                        smoothness.offsets, smoothness.slice_weights, mixed[1], grad, grad_unary)
+    return grad_mix
+
+
+def _for_each_image(count, threads, work):
+    """work(index, threads) for index in range(count): with more than one image and thread, the
+    images are dealt round robin to min(count, threads) worker threads that split the threads
+    between them: one image's kernels gain less from a second thread than a second image does.
+    The bits do not depend on the split: each kernel gives the same result on any number of
+    threads. numba's workqueue layer cannot take parallel kernels from several threads at once:
+    there the images run one after another."""
+    workers = min(count, threads) if numba.threading_layer() != "workqueue" else 1
+    if workers == 1:
+        for index in range(count):
+            work(index, threads)
+        return
+    shares = [threads // workers + (worker < threads % workers) for worker in range(workers)]
+
+    def run(worker):
+        for index in range(worker, count, workers):
+            work(index, shares[worker])
+
+    with ThreadPoolExecutor(workers) as pool:
+        for done in [pool.submit(run, worker) for worker in range(workers)]:
+            done.result()
 
 
 def _learned(learn):
