@@ -85,6 +85,18 @@ def thread_count():
     return threads
 
 
+def set_openmp_threads_here(threads):
+    """Let OpenMP regions started from the calling thread (torch's operations, MKL's products) use
+    `threads` threads. OpenMP keeps this setting per thread, so no other thread is affected: meant
+    for worker threads a pixseg function starts and ends itself, never for the caller's thread.
+    Does nothing in a process without OpenMP loaded."""
+    try:
+        gomp = ctypes.CDLL("libgomp.so.1", mode=os.RTLD_NOLOAD)
+    except (OSError, AttributeError):
+        return
+    gomp.omp_set_num_threads(threads)
+
+
 def check_threads(threads):
     """`threads` as an int, or numba's setting for the calling thread when None; a ValueError
     naming the allowed range otherwise."""

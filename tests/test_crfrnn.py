@@ -5,7 +5,7 @@ from torch.func import functional_call
 
 from pixseg.crf import CRFasRNN, crfrnn, dense_crf
 from pixseg.crf.crfrnn import LatticeFilter, _ExactKernel, _NumbaKernel, _TorchKernel
-from pixseg.crf.features import appearance_features
+from pixseg.crf.features import appearance_features, smoothness_features
 
 PARAMETERS = ("appearance_weights", "smoothness_weights", "compatibility")
 
@@ -98,7 +98,9 @@ def test_fused_numba_steps_equal_autograd_through_the_same_lattices():
 
     def autograd_loop(inputs):
         parameters = [getattr(layer, name) for name in PARAMETERS]
-        return torch.stack([crfrnn._mean_field(inputs[n].flatten(1).T, layer._kernels(images[n], "numba", None),
+        smoothness = _NumbaKernel(smoothness_features(16, 20, 2.0))
+        return torch.stack([crfrnn._mean_field(inputs[n].flatten(1).T,
+                                               [_NumbaKernel(layer._appearance_features(images[n])), smoothness],
                                                parameters, 3).T.reshape(3, 16, 20) for n in range(2)])
 
     for ours, autograd in zip(gradients(lambda inputs: layer(inputs, images)), gradients(autograd_loop)):

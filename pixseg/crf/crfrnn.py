@@ -36,7 +36,7 @@ from pixseg.crf.exact import exact_filter
 from pixseg.crf.features import appearance_features, smoothness_features
 from pixseg.crf.inference import _check_iterations, _check_kernel
 from pixseg.crf.kernels import symmetric_norm
-from pixseg.jit import check_threads, numba_threads
+from pixseg.jit import check_threads, numba_threads, set_openmp_threads_here
 
 # The paper's deploy settings (its Caffe and PyTorch releases): bilateral kernel weight 5 with
 # bandwidths 160 px and 3 colour levels, spatial kernel weight 3 with 3 px; 5 iterations in
@@ -132,9 +132,6 @@ class _ExactKernel:
         return torch.from_numpy(out).to(values.device, values.dtype)
 
 
-_KERNELS = {"torch": _TorchKernel, "exact": _ExactKernel}
-
-
 class CRFasRNN(nn.Module):
     """Dense-CRF mean field as a layer: `forward(logits N x C x H x W, images N x 3 x H x W)` returns
     refined logits of the logits' shape (see the module doc).
@@ -187,29 +184,36 @@ class CRFasRNN(nn.Module):
         backend = self.backend if self.backend != "auto" else "numba" if logits.device.type == "cpu" else "torch"
         dtype = logits.dtype if backend != "numba" else torch.float32
         parameters = [p.to(dtype) for p in (self.appearance_weights, self.smoothness_weights, self.compatibility)]
-        if backend == "numba":
-            def kernels(index, threads):
-                return self._kernels(images[index], backend, logits.device, threads)
+        threads = check_threads(self.threads) if backend == "numba" else None
+        # The smoothness kernel depends on the image size only: one serves the whole batch.
+        smoothness = _kernel(backend, smoothness_features(height, width, self.theta_g), logits.device, threads)
 
-            refined = _FusedMeanField.run(logits.flatten(2).to(dtype), kernels, parameters, iterations,
-                                          check_threads(self.threads))
+        def kernels(index, image_threads=None):
+            return [_kernel(backend, self._appearance_features(images[index]), logits.device, image_threads),
+                    smoothness]
+
+        if backend == "numba":
+            refined = _FusedMeanField.run(logits.flatten(2).to(dtype), kernels, parameters, iterations, threads)
         else:
             unary = logits.flatten(2).transpose(1, 2).to(dtype)
-            refined = torch.stack([_mean_field(unary[index], self._kernels(images[index], backend, logits.device),
-                                               parameters, iterations).T for index in range(batch)])
+            refined = torch.stack([_mean_field(unary[index], kernels(index), parameters, iterations).T
+                                   for index in range(batch)])
         return refined.reshape(batch, channels, height, width).to(logits.dtype)
 
-    def _kernels(self, image, backend, device, threads=None):
-        """The appearance and smoothness kernels of one 3 x H x W image."""
+    def _appearance_features(self, image):
+        """The appearance kernel's features of one 3 x H x W image."""
         pixels = image.detach().permute(1, 2, 0).cpu().numpy()
         pixels = pixels if pixels.dtype == np.uint8 else pixels.astype(np.float32)
-        features = [appearance_features(pixels, self.theta_a, self.theta_b),
-                    smoothness_features(pixels.shape[0], pixels.shape[1], self.theta_g)]
-        if backend == "torch":
-            features = [torch.from_numpy(f).to(device) for f in features]
-        if backend == "numba":
-            return [_NumbaKernel(f, threads) for f in features]
-        return [_KERNELS[backend](f) for f in features]
+        return appearance_features(pixels, self.theta_a, self.theta_b)
+
+
+def _kernel(backend, features, device, threads):
+    """The normalised Gaussian kernel on N x d features (numpy) for one backend."""
+    if backend == "numba":
+        return _NumbaKernel(features, threads)
+    if backend == "torch":
+        return _TorchKernel(torch.from_numpy(features).to(device))
+    return _ExactKernel(features)
 
 
 def _mean_field(unary, kernels, parameters, iterations):
@@ -366,6 +370,8 @@ def _for_each_image(count, threads, work):
     shares = [threads // workers + (worker < threads % workers) for worker in range(workers)]
 
     def run(worker):
+        # torch's matrix products in `work` would otherwise take all the cores from each worker.
+        set_openmp_threads_here(shares[worker])
         for index in range(worker, count, workers):
             work(index, shares[worker])
 
