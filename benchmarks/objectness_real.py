@@ -20,7 +20,10 @@ and measured on its own fold only, so no image is scored by a model that saw it.
 `tune-crf` chooses CRF parameters: model f is trained on fold f alone, the weights of
 `--pos-scales` are compared on fold f + 1 (the best mIoU wins, for objectness and for the
 Gaussian separately) and fold f + 2 is scored; each image is scored once, by a model and a weight
-chosen without it.
+chosen without it. `--tune-crf N` adds a row per CRF whose dense-CRF parameters are chosen on that
+held-out fold too, as `pixseg tune-crf` chooses them (its presets plus N random draws), jointly with the
+weight for the POS-CRF rows: the default parameters were tuned for a trained network's output, and
+a prior that only undoes what they do to these probabilities would win for the wrong reason.
 
     .venv/bin/python benchmarks/objectness_real.py --root VOC [--split dev] [--folds 4] [--no-crf]
 
@@ -37,6 +40,7 @@ from skimage.transform import resize
 from tqdm import tqdm
 
 from pixseg.crf import dense_crf, pos_crf
+from pixseg.crf.params import CRF_PRESETS, DEFAULT_ITERATIONS, DEFAULT_PRESET
 from pixseg.data import VOCSegmentation
 from pixseg.metrics import ConfusionMatrix
 from pixseg.objectness.boundaries import boundary_map
@@ -87,9 +91,25 @@ def ratio(values: np.ndarray, inside: np.ndarray, outside: np.ndarray) -> float:
     return float(values[inside].mean() / max(values[outside].mean(), 1e-12))
 
 
-def measure(dataset, indices, boundaries_of, args, quality: bool = True) -> dict:
+def crf_jobs(args, candidates=None, tuned=None) -> dict:
+    """The CRF runs per image, key -> (row, scale, dense-CRF options): every row and weight at the
+    default parameters keyed (row, scale) (the plain CRF's scale is None); with `candidates`,
+    every row, weight and candidate keyed (row, scale, k) instead; with `tuned` (row -> (scale,
+    options)) also (row, "tuned")."""
+    rows = [("crf", None)] if "crf" in args.crf_rows else []
+    rows += [(row, scale) for scale in args.pos_scales for row in ("prior-crf", "pos-crf") if row in args.crf_rows]
+    if candidates is not None:
+        return {(row, scale, k): (row, scale, options) for row, scale in rows for k, options in enumerate(candidates)}
+    jobs = {(row, scale): (row, scale, {}) for row, scale in rows}
+    for row, (scale, options) in (tuned or {}).items():
+        jobs[(row, "tuned")] = (row, scale, options)
+    return jobs
+
+
+def measure(dataset, indices, boundaries_of, args, quality: bool = True, jobs=None) -> dict:
     """Per image of `indices`: its quality figures (when `quality`) and one confusion matrix per CRF
-    row and weight, keyed (row, scale); the plain CRF's scale is None."""
+    job (`crf_jobs`; the default jobs when None) plus ("none", None), the argmax."""
+    jobs = crf_jobs(args) if jobs is None else jobs
     results = {"pos_ratio": [], "prior_ratio": [], "overlaps": [], "proposals": [], "images": {}}
     for index in tqdm(indices, desc="images", unit="img", leave=False):
         image, classes = dataset[index]
@@ -111,12 +131,12 @@ def measure(dataset, indices, boundaries_of, args, quality: bool = True) -> dict
             continue
         probs = coarse_probabilities(classes, dataset.num_classes, uniform=args.uniform)
         matrices = {("none", None): probs.argmax(axis=0)}
-        if "crf" in args.crf_rows:
-            matrices[("crf", None)] = dense_crf(image, probs)[0]
-        for scale in args.pos_scales:
-            for row, objectness in (("prior-crf", prior), ("pos-crf", pos)):
-                if row in args.crf_rows:
-                    matrices[(row, scale)] = pos_crf(image, probs, objectness, pos_scale=scale)[0]
+        for key, (row, scale, options) in jobs.items():
+            if row == "crf":
+                matrices[key] = dense_crf(image, probs, **options)[0]
+            else:
+                objectness = prior if row == "prior-crf" else pos
+                matrices[key] = pos_crf(image, probs, objectness, pos_scale=scale, **options)[0]
         for key, predicted in matrices.items():
             matrix = ConfusionMatrix(dataset.num_classes)
             matrix.update(np.asarray(predicted), classes)
@@ -137,21 +157,45 @@ def choose_scale(results: dict, indices, row: str, scales) -> float:
     return max(scales, key=lambda scale: (merged(results, indices, (row, scale)).compute()["miou"], -scale))
 
 
+def choose_crf(results: dict, indices, row: str, scales, candidates) -> tuple:
+    """(weight, options) with the best mIoU of `row` over `indices` among the weights and CRF
+    candidates (on a tie the smaller weight, then the earlier candidate)."""
+    scale, k = max(((scale, k) for scale in scales for k in range(len(candidates))),
+                   key=lambda sk: (merged(results, indices, (row, *sk)).compute()["miou"], -(sk[0] or 0), -sk[1]))
+    return scale, candidates[k]
+
+
 def rotate_folds(dataset, args):
-    """--choose-scale: model f trained on fold f, weights compared on fold f + 1, fold f + 2 scored."""
+    """--choose-scale: model f trained on fold f, weights (and with --tune-crf the CRF parameters)
+    compared on fold f + 1, fold f + 2 scored."""
+    from pixseg.engine.tune_crf import candidate_settings
     from pixseg.objectness.learned import train_boundary_model
 
     folds = np.array_split(np.arange(len(dataset)), args.folds)
     scored = {"pos_ratio": [], "prior_ratio": [], "overlaps": [], "proposals": [], "images": {}}
+    candidates = candidate_settings(args.tune_crf, DEFAULT_ITERATIONS) if args.tune_crf is not None else None
+    default = list(CRF_PRESETS).index(DEFAULT_PRESET)
     for fold in range(args.folds):
         tuning, scoring = folds[(fold + 1) % args.folds], folds[(fold + 2) % args.folds]
         model = train_boundary_model([dataset[i] for i in folds[fold]])
-        tuned = measure(dataset, tuning, model.boundaries, args, quality=False)
+        tuned = measure(dataset, tuning, model.boundaries, args, quality=False,
+                        jobs=crf_jobs(args, candidates) if candidates else None)
+        best = None
+        if candidates:
+            best = {row: choose_crf(tuned, list(tuning), row, [None] if row == "crf" else args.pos_scales, candidates)
+                    for row in args.crf_rows}
+            for row, (scale, options) in best.items():
+                weight = "" if scale is None else f"weight {scale:g}, "
+                print(f"fold {fold + 1}: {ROWS[row]}: {weight}appearance {options['appearance']}, "
+                      f"smoothness {options['smoothness']}")
+            # The default parameters are one of the candidates: the weight-only choice reads them there.
+            for matrices in tuned["images"].values():
+                matrices.update({key[:2]: matrix for key, matrix in list(matrices.items()) if key[2:] == (default,)})
         chosen = {row: choose_scale(tuned, list(tuning), row, args.pos_scales) for row in ("prior-crf", "pos-crf")}
         print(f"fold {fold + 1}/{args.folds}: model trained on {len(folds[fold])} images; weights chosen on "
               f"{len(tuning)}: objectness {chosen['pos-crf']:g}, centred Gaussian {chosen['prior-crf']:g}; "
               f"scoring {len(scoring)}")
-        results = measure(dataset, scoring, model.boundaries, args)
+        results = measure(dataset, scoring, model.boundaries, args, jobs=crf_jobs(args, tuned=best))
         for key in ("pos_ratio", "prior_ratio", "overlaps", "proposals"):
             scored[key].extend(results[key])
         for index, matrices in results["images"].items():
@@ -177,6 +221,9 @@ def main():
     parser.add_argument("--min-object", type=float, default=0.001,
                         help="smallest component counted as an instance, fraction of the image")
     parser.add_argument("--uniform", type=float, default=0.3, help="uniform weight in the coarse probabilities")
+    parser.add_argument("--tune-crf", type=int, default=None, metavar="N",
+                        help="with --choose-scale: also choose each row's dense-CRF parameters on the held-out "
+                             "fold among tune-crf's presets and N random draws")
     parser.add_argument("--no-crf", action="store_true", help="skip the CRF comparison (the slow part)")
     parser.add_argument("--crf-rows", default=",".join(ROWS),
                         help="CRF rows to compute; only pos-crf depends on the boundaries (default: all)")
@@ -189,6 +236,8 @@ def main():
         parser.error("--folds trains its own models; give --boundary-model or --folds, not both")
     if args.choose_scale and (args.folds < 3 or args.no_crf or {"prior-crf", "pos-crf"} - set(args.crf_rows)):
         parser.error("--choose-scale needs --folds 3 or more and the prior-crf and pos-crf rows")
+    if args.tune_crf is not None and (not args.choose_scale or args.tune_crf < 0):
+        parser.error("--tune-crf N needs --choose-scale and N >= 0")
 
     dataset = VOCSegmentation(args.root, args.split)
     started = time.perf_counter()
@@ -227,15 +276,15 @@ def main():
     if args.no_crf:
         return
     print(f"coarse probabilities (32 x 32 blocks, uniform {args.uniform}), then:")
-    print(f"{'':<56} {'mIoU':>6} {'fg recall':>9}")
+    print(f"{'':<68} {'mIoU':>6} {'fg recall':>9}")
     indices = sorted(results["images"])
     keys = [("none", None)] + [key for key in results["images"][indices[0]] if key[0] != "none"]
     for row, scale in keys:
         name = "argmax (no CRF)" if row == "none" else ROWS[row]
-        weight = "" if scale is None else (", weight chosen on held-out folds" if scale == "chosen"
-                                           else f", weight {scale:g}")
+        weight = ("" if scale is None else ", weight chosen on held-out folds" if scale == "chosen"
+                  else ", CRF (and weight) chosen on held-out folds" if scale == "tuned" else f", weight {scale:g}")
         scores = merged(results, indices, (row, scale)).compute()
-        print(f"{name + weight:<56} {100 * scores['miou']:6.2f} {100 * scores['fg_recall']:9.2f}")
+        print(f"{name + weight:<68} {100 * scores['miou']:6.2f} {100 * scores['fg_recall']:9.2f}")
 
 
 if __name__ == "__main__":
