@@ -9,6 +9,7 @@ both ways. The only state is the process group torch.distributed itself holds.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 
 import torch
@@ -50,6 +51,11 @@ def process_group(device: torch.device):
     try:
         yield
     finally:
+        # A DistributedDataParallel wrapper sits in reference cycles, so it can outlive the block
+        # and be freed at interpreter exit, after the group: its reducer then tears down with the
+        # group's threads gone and the process aborts ("terminate called without an active
+        # exception") after finishing its work. Freed here, it goes while the group still exists.
+        gc.collect()
         dist.destroy_process_group()
 
 
