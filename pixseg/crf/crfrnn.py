@@ -300,16 +300,16 @@ class _FusedMeanField(torch.autograd.Function):
 
         _for_each_image(len(grad), ctx.threads, image)
         # Summed in image order, so the bits do not depend on which worker finished first.
-        grad_mix = [sum(image[k] for image in grad_mixes) for k in range(2)]
+        grad_mix = [sum(per_image[k] for per_image in grad_mixes) for k in range(2)]
         return torch.from_numpy(grad_unary), grad_mix[0], grad_mix[1], None, None, None
 
 
 def _forward_steps(unary, kernels, mixing, iterations, keep, out):
     """One image's mean field from its pixels x C unary logits into `out`; returns what the
     backward needs: each step's input q and blurred tables (if keep) and the two mixed tables
-    (allocated here, reused there). What is kept is one array per kind, iterations deep: large
-    numpy arrays are mapped in huge pages, so a batch's hundreds of megabytes of fresh memory cost
-    hundreds of page faults, not a hundred thousand."""
+    (allocated here, reused there). What is kept is one numpy array per kind, iterations deep:
+    large numpy arrays are mapped in huge pages (torch's CPU tensors are not), so the hundreds of
+    megabytes of fresh memory a batch keeps cost a fraction of the page faults."""
     appearance, smoothness = kernels
     n, c = unary.shape
     depth = iterations if keep else 1
