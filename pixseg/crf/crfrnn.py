@@ -254,7 +254,7 @@ class _FusedMeanField(torch.autograd.Function):
     @staticmethod
     def run(unary, kernels, parameters, iterations, threads):
         """unary: N x C x pixels float32 logits (the result has their layout; each image is
-        transposed to pixels x C rows by its worker, into numpy memory: see `_forward_steps`);
+        transposed to pixels x C rows and back by its worker: see `_forward_steps`);
         kernels(index, threads): image index's two `_NumbaKernel`s; threads: how many threads the
         batch may use in all."""
         appearance_weights, smoothness_weights, compatibility = parameters
@@ -272,11 +272,8 @@ class _FusedMeanField(torch.autograd.Function):
 
         def image(index, image_threads):
             image_kernels = kernels(index, image_threads)
-            rows = np.empty(unary[index].T.shape, np.float32)
-            saved = _forward_steps(np.ascontiguousarray(unary[index].T), image_kernels, mixing, iterations, keep,
-                                   rows)
-            out[index] = rows.T
-            ctx.images[index] = image_kernels, saved
+            ctx.images[index] = image_kernels, _forward_steps(unary[index], image_kernels, mixing, iterations, keep,
+                                                              out[index])
 
         _for_each_image(len(unary), threads, image)
         ctx.threads = threads
@@ -294,9 +291,7 @@ class _FusedMeanField(torch.autograd.Function):
         def image(index, _):
             kernels, saved = ctx.images[index]
             ctx.images[index] = None  # its tables are freed as soon as its backward is done
-            rows = np.empty(grad[index].T.shape, np.float32)
-            grad_mixes[index] = _backward_steps(np.ascontiguousarray(grad[index].T), kernels, saved, matrices, rows)
-            grad_unary[index] = rows.T
+            grad_mixes[index] = _backward_steps(grad[index], kernels, saved, matrices, grad_unary[index])
 
         _for_each_image(len(grad), ctx.threads, image)
         # Summed in image order, so the bits do not depend on which worker finished first.
@@ -304,18 +299,21 @@ class _FusedMeanField(torch.autograd.Function):
         return torch.from_numpy(grad_unary), grad_mix[0], grad_mix[1], None, None, None
 
 
-def _forward_steps(unary, kernels, mixing, iterations, keep, out):
-    """One image's mean field from its pixels x C unary logits into `out`; returns what the
+def _forward_steps(logits, kernels, mixing, iterations, keep, out):
+    """One image's mean field from its C x pixels logits into `out` (C x pixels; the steps work on
+    pixels x C rows, transposed here in numpy memory: see below); returns what the
     backward needs: each step's input q and blurred tables (if keep) and the two mixed tables
     (allocated here, reused there). What is kept is one numpy array per kind, iterations deep:
     large numpy arrays are mapped in huge pages (torch's CPU tensors are not), so the hundreds of
     megabytes of fresh memory a batch keeps cost a fraction of the page faults."""
     appearance, smoothness = kernels
+    unary = np.ascontiguousarray(logits.T)
     n, c = unary.shape
     depth = iterations if keep else 1
     inputs = np.empty((depth, n, c), np.float32)
     tables = [np.empty((depth, kernel.num_vertices, c), np.float32) for kernel in kernels]
     mixed = [np.empty((kernel.num_vertices, c), np.float32) for kernel in kernels]
+    result = np.empty((n, c), np.float32)
     with numba_threads(appearance.threads):
         crfrnn_passes.softmax_pass(unary, inputs[0])
         for step in range(iterations):
@@ -326,20 +324,21 @@ def _forward_steps(unary, kernels, mixing, iterations, keep, out):
                 torch.mm(torch.from_numpy(table[slot]), matrix, out=torch.from_numpy(into))
             last = step == iterations - 1
             # Without keep the next q overwrites this one: the splats above were its only readers.
-            target = out if last else inputs[slot + 1] if keep else inputs[0]
+            target = result if last else inputs[slot + 1] if keep else inputs[0]
             crfrnn_passes.forward_pass(unary, appearance.offsets, appearance.slice_weights, mixed[0],
                                        smoothness.offsets, smoothness.slice_weights, mixed[1], target, not last)
+        crfrnn_passes.to_channels(result, out)
     return inputs, tables, mixed
 
 
-def _backward_steps(grad_out, kernels, saved, matrices, grad_unary):
+def _backward_steps(grad_out, kernels, saved, matrices, grad_logits):
     """One image's backward through `_forward_steps` (`saved`: what it returned) given grad_out =
-    dL/doutput (pixels x C); writes dL/dunary into grad_unary and returns the gradients of the two
-    mixing matrices."""
+    dL/doutput (C x pixels); writes dL/dlogits into grad_logits (C x pixels) and returns the
+    gradients of the two mixing matrices."""
     appearance, smoothness = kernels
     inputs, tables, mixed = saved
-    grad = grad_out.copy()
-    grad_unary[:] = grad_out
+    grad = np.ascontiguousarray(grad_out.T)
+    grad_unary = grad.copy()
     grad_mix = [torch.zeros_like(matrix) for matrix in matrices]
     splats = [np.empty_like(table) for table in mixed]
     with numba_threads(appearance.threads):
@@ -352,6 +351,7 @@ def _backward_steps(grad_out, kernels, saved, matrices, grad_unary):
                 kernel.blur(into_mixed, transpose=True)
             crfrnn_passes.backward_pass(inputs[step], appearance.offsets, appearance.slice_weights, mixed[0],
                                         smoothness.offsets, smoothness.slice_weights, mixed[1], grad, grad_unary)
+        crfrnn_passes.to_channels(grad_unary, grad_logits)
     return grad_mix
 
 

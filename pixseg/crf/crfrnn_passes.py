@@ -38,6 +38,17 @@ def _add_slices(row, i, stop, offsets_a, weights_a, blurred_a, offsets_s, weight
         add_scaled(row, blurred_s[offsets_s[i, e]], weights_s[i, e])
 
 
+@jit(parallel=True)
+def to_channels(rows, out):
+    """out (C x N) = rows (N x C) transposed, a block of pixels at a time: each block writes C runs
+    of _BLOCK floats, where numpy's transposed copy writes one float per row of out in turn."""
+    n, c = rows.shape
+    for block in prange((n + _BLOCK - 1) // _BLOCK):
+        for i in range(block * _BLOCK, min(n, (block + 1) * _BLOCK)):
+            for k in range(c):
+                out[k, i] = rows[i, k]
+
+
 @jit(parallel=True, fastmath=FASTMATH)
 def softmax_pass(logits, out):
     """out[i] = softmax(logits[i]) for every pixel i: the first step's q, with the softmax the
