@@ -314,8 +314,8 @@ def _forward_steps(logits, kernels, mixing, iterations, keep, out):
     tables = [np.empty((depth, kernel.num_vertices, c), np.float32) for kernel in kernels]
     mixed = [np.empty((kernel.num_vertices, c), np.float32) for kernel in kernels]
     result = np.empty((n, c), np.float32)
+    inputs[0] = torch.softmax(torch.from_numpy(unary), dim=1).numpy()
     with numba_threads(appearance.threads):
-        crfrnn_passes.softmax_pass(unary, inputs[0])
         for step in range(iterations):
             slot = step if keep else 0
             for kernel, table, matrix, into in zip(kernels, tables, mixing, mixed):

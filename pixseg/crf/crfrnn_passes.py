@@ -50,21 +50,6 @@ def to_channels(rows, out):
 
 
 @jit(parallel=True, fastmath=FASTMATH)
-def softmax_pass(logits, out):
-    """out[i] = softmax(logits[i]) for every pixel i: the first step's q, with the softmax the
-    other steps take in `forward_pass`."""
-    n, c = logits.shape
-    for chunk in prange((n + _CHUNK - 1) // _CHUNK):
-        flat = np.empty(_BLOCK * c, np.float32)
-        stop = min(n, (chunk + 1) * _CHUNK)
-        for start in range(chunk * _CHUNK, stop, _BLOCK):
-            count = min(_BLOCK, stop - start)
-            for p in range(count):
-                flat[p * c:(p + 1) * c] = logits[start + p]
-            _softmax_rows(flat, count, out, start)
-
-
-@jit(parallel=True, fastmath=FASTMATH)
 def forward_pass(unary, offsets_a, weights_a, blurred_a, offsets_s, weights_s, blurred_s, out, probabilities):
     """For every pixel i: logits = unary[i] + both kernels' slices of their blurred, mixed vertex
     tables; out[i] = softmax(logits) if probabilities, else the logits."""
