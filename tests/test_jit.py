@@ -82,3 +82,28 @@ def test_other_options_on_the_same_source_compile_again(tmp_path):
     assert call(tmp_path, NOGIL="0") == (7.0, False)
     assert call(tmp_path, NOGIL="1") == (7.0, False)
     assert call(tmp_path, NOGIL="0") == (7.0, True)
+
+
+def test_an_openmp_setting_stays_in_the_thread_that_made_it():
+    """What CRF-as-RNN's workers rely on: their OpenMP (torch's) thread count is theirs alone."""
+    import ctypes
+    import threading
+
+    import torch
+
+    from pixseg.jit import set_openmp_threads_here
+
+    torch.ones(1).sum()  # torch has loaded OpenMP
+    gomp = ctypes.CDLL("libgomp.so.1", mode=os.RTLD_NOLOAD)
+    before, torch_before = gomp.omp_get_max_threads(), torch.get_num_threads()
+    seen = []
+
+    def worker():
+        set_openmp_threads_here(before + 2)
+        seen.append(gomp.omp_get_max_threads())
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen == [before + 2]
+    assert (gomp.omp_get_max_threads(), torch.get_num_threads()) == (before, torch_before)
