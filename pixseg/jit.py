@@ -74,9 +74,8 @@ def thread_count():
     thread pool, and numba's OpenMP layer then sets OpenMP's thread count to the pool's size
     (NUMBA_NUM_THREADS). torch shares the process's libgomp, so torch would run on that many
     threads from then on. OpenMP's count is put back as it was."""
-    try:
-        gomp = ctypes.CDLL("libgomp.so.1", mode=os.RTLD_NOLOAD)  # only if the process has it already
-    except (OSError, AttributeError):
+    gomp = _loaded_openmp()
+    if gomp is None:
         return get_num_threads()
     before = gomp.omp_get_max_threads()
     threads = get_num_threads()
@@ -90,11 +89,17 @@ def set_openmp_threads_here(threads):
     `threads` threads. OpenMP keeps this setting per thread, so no other thread is affected: meant
     for worker threads a pixseg function starts and ends itself, never for the caller's thread.
     Does nothing in a process without OpenMP loaded."""
+    gomp = _loaded_openmp()
+    if gomp is not None:
+        gomp.omp_set_num_threads(threads)
+
+
+def _loaded_openmp():
+    """The process's libgomp if something (torch, numba) has loaded it already, else None."""
     try:
-        gomp = ctypes.CDLL("libgomp.so.1", mode=os.RTLD_NOLOAD)
+        return ctypes.CDLL("libgomp.so.1", mode=os.RTLD_NOLOAD)
     except (OSError, AttributeError):
-        return
-    gomp.omp_set_num_threads(threads)
+        return None
 
 
 def check_threads(threads):
