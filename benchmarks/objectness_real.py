@@ -32,6 +32,7 @@ Timings are not the point here; it prints the comparison table only.
 
 import argparse
 import time
+from functools import partial
 
 import numpy as np
 from proposal_quality import best_overlaps, instance_counts
@@ -44,8 +45,10 @@ from pixseg.crf.params import CRF_PRESETS, DEFAULT_ITERATIONS, DEFAULT_PRESET
 from pixseg.data import VOCSegmentation
 from pixseg.metrics import ConfusionMatrix
 from pixseg.objectness.boundaries import boundary_map
-from pixseg.objectness.pos import center_prior, objectness_from_proposals
+from pixseg.objectness.learned import BoundaryModel, load_boundary_model, train_boundary_model
+from pixseg.objectness.pos import center_prior, learned_objectness, objectness_from_proposals
 from pixseg.objectness.proposals import proposals_from_superpixels
+from pixseg.objectness.ranking import train_proposal_ranker
 from pixseg.objectness.superpixels import superpixels
 
 VOID = 255
@@ -106,7 +109,19 @@ def crf_jobs(args, candidates=None, tuned=None) -> dict:
     return jobs
 
 
-def measure(dataset, indices, boundaries_of, args, quality: bool = True, jobs=None) -> dict:
+def training_free_objectness(image):
+    boundaries = boundary_map(image)
+    proposals = proposals_from_superpixels(superpixels(image, boundaries), boundaries)
+    return proposals, objectness_from_proposals(proposals)
+
+
+def learned_model(pairs, args) -> BoundaryModel:
+    """A boundary model trained on `pairs` and, unless --no-ranker, its proposal ranker."""
+    model = train_boundary_model(pairs)
+    return model if args.no_ranker else BoundaryModel(model.edges, train_proposal_ranker(pairs, model))
+
+
+def measure(dataset, indices, objectness_of, args, quality: bool = True, jobs=None) -> dict:
     """Per image of `indices`: its quality figures (when `quality`) and one confusion matrix per CRF
     job (`crf_jobs`; the default jobs when None) plus ("none", None), the argmax."""
     jobs = crf_jobs(args) if jobs is None else jobs
@@ -114,10 +129,8 @@ def measure(dataset, indices, boundaries_of, args, quality: bool = True, jobs=No
     for index in tqdm(indices, desc="images", unit="img", leave=False):
         image, classes = dataset[index]
         classes = np.asarray(classes)
-        boundaries = boundaries_of(image)
-        labels = superpixels(image, boundaries)
-        proposals = proposals_from_superpixels(labels, boundaries)
-        pos = objectness_from_proposals(proposals)
+        proposals, pos = objectness_of(image)
+        labels = proposals.superpixels
         prior = center_prior(classes.shape)
         if quality:
             inside, outside = (classes > 0) & (classes != VOID), classes == 0
@@ -169,7 +182,6 @@ def rotate_folds(dataset, args):
     """--choose-scale: model f trained on fold f, weights (and with --tune-crf the CRF parameters)
     compared on fold f + 1, fold f + 2 scored."""
     from pixseg.engine.tune_crf import candidate_settings
-    from pixseg.objectness.learned import train_boundary_model
 
     folds = np.array_split(np.arange(len(dataset)), args.folds)
     scored = {"pos_ratio": [], "prior_ratio": [], "overlaps": [], "proposals": [], "images": {}}
@@ -177,8 +189,8 @@ def rotate_folds(dataset, args):
     default = list(CRF_PRESETS).index(DEFAULT_PRESET)
     for fold in range(args.folds):
         tuning, scoring = folds[(fold + 1) % args.folds], folds[(fold + 2) % args.folds]
-        model = train_boundary_model([dataset[i] for i in folds[fold]])
-        tuned = measure(dataset, tuning, model.boundaries, args, quality=False,
+        model = learned_model([dataset[i] for i in folds[fold]], args)
+        tuned = measure(dataset, tuning, partial(learned_objectness, model=model), args, quality=False,
                         jobs=crf_jobs(args, candidates) if candidates else None)
         best = None
         if candidates:
@@ -195,7 +207,8 @@ def rotate_folds(dataset, args):
         print(f"fold {fold + 1}/{args.folds}: model trained on {len(folds[fold])} images; weights chosen on "
               f"{len(tuning)}: objectness {chosen['pos-crf']:g}, centred Gaussian {chosen['prior-crf']:g}; "
               f"scoring {len(scoring)}")
-        results = measure(dataset, scoring, model.boundaries, args, jobs=crf_jobs(args, tuned=best))
+        results = measure(dataset, scoring, partial(learned_objectness, model=model), args,
+                          jobs=crf_jobs(args, tuned=best))
         for key in ("pos_ratio", "prior_ratio", "overlaps", "proposals"):
             scored[key].extend(results[key])
         for index, matrices in results["images"].items():
@@ -214,6 +227,8 @@ def main():
     parser.add_argument("--boundary-model", default=None, help="a learned boundary model for every image")
     parser.add_argument("--folds", type=int, default=0,
                         help="cross-validate a learned boundary model over K folds (0: no learning)")
+    parser.add_argument("--no-ranker", action="store_true",
+                        help="with --folds: plain objectness (every proposal counts alike), no proposal ranker")
     parser.add_argument("--choose-scale", action="store_true",
                         help="with --folds K >= 3: choose the POS-CRF weight among --pos-scales on held-out folds")
     parser.add_argument("--pos-scales", default=f"{DEFAULT_POS_SCALE:g}",
@@ -245,25 +260,22 @@ def main():
         results = rotate_folds(dataset, args)
         source = f"learned, {args.folds} folds rotated (train / choose the weight / score)"
     elif args.folds:
-        from pixseg.objectness.learned import train_boundary_model
-
         results = {"pos_ratio": [], "prior_ratio": [], "overlaps": [], "proposals": [], "images": {}}
         for fold, held_out in enumerate(np.array_split(np.arange(len(dataset)), args.folds)):
             training = np.setdiff1d(np.arange(len(dataset)), held_out)
-            model = train_boundary_model([dataset[i] for i in training])
+            model = learned_model([dataset[i] for i in training], args)
             print(f"fold {fold + 1}/{args.folds}: trained on {len(training)} images, measuring {len(held_out)}")
-            measured = measure(dataset, held_out, model.boundaries, args)
+            measured = measure(dataset, held_out, partial(learned_objectness, model=model), args)
             for key in ("pos_ratio", "prior_ratio", "overlaps", "proposals"):
                 results[key].extend(measured[key])
             results["images"].update(measured["images"])
         source = f"learned, {args.folds}-fold cross-validation"
     elif args.boundary_model:
-        from pixseg.objectness.learned import load_boundary_model
-
-        results = measure(dataset, range(len(dataset)), load_boundary_model(args.boundary_model).boundaries, args)
+        model = load_boundary_model(args.boundary_model)
+        results = measure(dataset, range(len(dataset)), partial(learned_objectness, model=model), args)
         source = f"learned, {args.boundary_model}"
     else:
-        results = measure(dataset, range(len(dataset)), boundary_map, args)
+        results = measure(dataset, range(len(dataset)), training_free_objectness, args)
         source = "training-free Lab gradients"
 
     overlaps = np.array(results["overlaps"])

@@ -7,6 +7,7 @@ from pixseg.objectness import pixel_objectness
 from pixseg.objectness.boundaries import boundary_map
 from pixseg.objectness.learned import (BoundaryModel, boundary_features, load_boundary_model, outline_targets,
                                        train_boundary_model)
+from pixseg.objectness.perceptron import Perceptron
 
 
 def scene(seed, size=40):
@@ -85,7 +86,7 @@ def test_same_data_same_model_and_exact_round_trip(tmp_path):
     pairs = [scene(seed) for seed in range(3)]
     first = train_boundary_model(pairs, pixels_per_image=300, iterations=30)
     second = train_boundary_model(pairs, pixels_per_image=300, iterations=30)
-    np.testing.assert_array_equal(first.hidden_weights, second.hidden_weights)
+    np.testing.assert_array_equal(first.edges.hidden_weights, second.edges.hidden_weights)
     first.save(tmp_path / "m.npz")
     loaded = load_boundary_model(tmp_path / "m.npz")
     image = pairs[0][0]
@@ -109,9 +110,9 @@ def test_bad_inputs_and_files_are_clear_errors(tmp_path):
     np.savez(tmp_path / "other.npz", weights=np.zeros(3))
     with pytest.raises(ValueError, match="not a pixseg-boundary-model"):
         load_boundary_model(tmp_path / "other.npz")
-    broken = BoundaryModel(mean=np.zeros(3, np.float32), scale=np.ones(3, np.float32),
-                           hidden_weights=np.zeros((4, 2), np.float32), hidden_bias=np.zeros(2, np.float32),
-                           output_weights=np.zeros(2, np.float32), output_bias=0.0)
+    broken = BoundaryModel(Perceptron(mean=np.zeros(3, np.float32), scale=np.ones(3, np.float32),
+                                      hidden_weights=np.zeros((4, 2), np.float32), hidden_bias=np.zeros(2, np.float32),
+                                      output_weights=np.zeros(2, np.float32), output_bias=0.0))
     broken.save(tmp_path / "broken.npz")
     with pytest.raises(ValueError, match="inconsistent"):
         load_boundary_model(tmp_path / "broken.npz")
@@ -141,7 +142,8 @@ def test_cli_trains_a_model_used_by_objectness(tmp_path, capsys):
     write_voc(tmp_path / "voc", [scene(seed) for seed in range(3)])
     model = tmp_path / "edges.npz"
     assert main(["train-boundaries", "--data", str(tmp_path / "voc"), "--out", str(model)]) == 0
-    assert load_boundary_model(model).mean.shape == (11,)
+    stored = load_boundary_model(model)
+    assert stored.edges.mean.shape == (11,) and stored.ranker is not None
     before = model.read_bytes()
     assert main(["train-boundaries", "--data", str(tmp_path / "voc"), "--out", str(model)]) == 2
     assert "already exists" in capsys.readouterr().err

@@ -9,25 +9,29 @@ band straddles the true outline), and pixels within `POSITIVE_RADIUS` of an outl
 farther than `NEGATIVE_RADIUS` are not. Training is full-batch L-BFGS on a class-balanced logistic
 loss over a fixed sample of pixels, so the same images give the same model. The probability map is
 thinned to one-pixel ridges like the training-free map, ready for superpixels and proposals.
+`train_on_dataset` then fits a proposal ranker on the same images (`objectness/ranking.py`), and the
+model file carries both.
 
-A model is one .npz file (arrays only, no pickled code), written atomically.
+A model is one .npz file (arrays only, no pickled code), written atomically. Files without a ranker
+(written before it existed) still load; their objectness is the plain fraction of proposals.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage, optimize
+from scipy import ndimage
 from skimage.color import rgb2lab
 
 from pixseg.io import atomic_path
 from pixseg.objectness.boundaries import (_coarse_step_height, _non_maximum_suppression, _step_height,
                                           as_rgb)
+from pixseg.objectness.perceptron import Perceptron, fit_perceptron
 
 FORMAT = "pixseg-boundary-model-v1"
+RANKER_PREFIX = "ranker_"
 SCALES = (1.0, 2.0, 4.0, 8.0)
 POSITIVE_RADIUS = 1.5
 NEGATIVE_RADIUS = 4.0
@@ -61,20 +65,31 @@ def boundary_features(image) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([np.log1p(np.maximum(stack, 0)), features[-1][None].astype(np.float32)]), orientation
 
 
-def outline_targets(classes: np.ndarray) -> np.ndarray:
-    """int8 H x W: 1 near an object outline of the class mask, 0 far from any, -1 in between (unused)."""
+def mask_objects(classes: np.ndarray) -> np.ndarray:
+    """int64 H x W: the objects of a class mask, 1..K, and 0 for background.
+
+    Every 8-connected component of a class is an object, found before the void is filled: VOC's void
+    band is what separates touching objects of a class. Void pixels then take the object (or the
+    background) of the nearest labelled pixel, since the band straddles the true outline.
+    """
     classes = np.asarray(classes)
     void = classes == VOID
-    if void.all():
-        return np.full(classes.shape, -1, np.int8)
-    # Components before filling the void: VOC's void band is what separates touching objects of a class.
     objects = np.zeros(classes.shape, np.int64)
     for value in np.unique(classes[(classes != 0) & ~void]):
         components, _ = ndimage.label(classes == value, structure=np.ones((3, 3)))
         objects[components > 0] = components[components > 0] + objects.max()
-    if void.any():
+    if void.any() and not void.all():
         nearest = ndimage.distance_transform_edt(void, return_distances=False, return_indices=True)
         objects = objects[tuple(nearest)]
+    return objects
+
+
+def outline_targets(classes: np.ndarray) -> np.ndarray:
+    """int8 H x W: 1 near an object outline of the class mask, 0 far from any, -1 in between (unused)."""
+    classes = np.asarray(classes)
+    if (classes == VOID).all():
+        return np.full(classes.shape, -1, np.int8)
+    objects = mask_objects(classes)
     outline = np.zeros(classes.shape, bool)
     outline[:, 1:] |= objects[:, 1:] != objects[:, :-1]
     outline[1:, :] |= objects[1:, :] != objects[:-1, :]
@@ -86,20 +101,16 @@ def outline_targets(classes: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class BoundaryModel:
-    """Feature standardisation (`mean`, `scale`, F each) and a one-hidden-layer perceptron (tanh)."""
+    """`edges` scores pixels (columns of `boundary_features`) as object outline; `ranker`, when
+    present, scores proposals (rows of `ranking.proposal_features`) by their expected overlap with an
+    object."""
 
-    mean: np.ndarray
-    scale: np.ndarray
-    hidden_weights: np.ndarray
-    hidden_bias: np.ndarray
-    output_weights: np.ndarray
-    output_bias: float
+    edges: Perceptron
+    ranker: Perceptron | None = None
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """Boundary probability of each column of `features` (F x N), float32 (N,)."""
-        x = (features.T - self.mean) / self.scale
-        hidden = np.tanh(x @ self.hidden_weights + self.hidden_bias)
-        return (1.0 / (1.0 + np.exp(-(hidden @ self.output_weights + self.output_bias)))).astype(np.float32)
+        return self.edges(features.T)
 
     def boundaries(self, image) -> np.ndarray:
         """Boundary map of `image` (uint8 HxWx3): float32 HxW in [0, 1], one-pixel ridges."""
@@ -110,10 +121,11 @@ class BoundaryModel:
 
     def save(self, path) -> None:
         """Write the model to `path` (.npz) atomically."""
+        arrays = self.edges.arrays()
+        if self.ranker is not None:
+            arrays.update(self.ranker.arrays(RANKER_PREFIX))
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, format=np.array(FORMAT), mean=self.mean, scale=self.scale,
-                     hidden_weights=self.hidden_weights, hidden_bias=self.hidden_bias,
-                     output_weights=self.output_weights, output_bias=np.array(self.output_bias))
+            np.savez(handle, format=np.array(FORMAT), **arrays)
 
 
 def load_boundary_model(path) -> BoundaryModel:
@@ -128,21 +140,21 @@ def load_boundary_model(path) -> BoundaryModel:
         raise ValueError(f"boundary model {path} could not be read: {error}") from None
     if arrays.get("format", np.array("")).item() != FORMAT:
         raise ValueError(f"boundary model {path} is not a {FORMAT} file")
-    model = BoundaryModel(mean=arrays["mean"], scale=arrays["scale"], hidden_weights=arrays["hidden_weights"],
-                          hidden_bias=arrays["hidden_bias"], output_weights=arrays["output_weights"],
-                          output_bias=float(arrays["output_bias"]))
-    features = len(model.mean)
-    if (model.scale.shape != (features,) or model.hidden_weights.shape[0] != features
-            or model.hidden_bias.shape != model.hidden_weights.shape[1:]
-            or model.output_weights.shape != model.hidden_bias.shape):
-        raise ValueError(f"boundary model {path} has inconsistent array shapes")
-    return model
+    try:
+        edges = Perceptron.from_arrays(arrays)
+        ranker = Perceptron.from_arrays(arrays, RANKER_PREFIX) if f"{RANKER_PREFIX}mean" in arrays else None
+    except ValueError as error:
+        raise ValueError(f"boundary model {path}: {error}") from None
+    return BoundaryModel(edges, ranker)
 
 
 def train_on_dataset(dataset, out, *, max_images: int = 200, progress: bool = True) -> BoundaryModel:
-    """Train on at most `max_images` images spread evenly over `dataset` (pairs of image and class mask)
-    and write the model to `out` atomically."""
+    """Train on at most `max_images` images spread evenly over `dataset` (pairs of image and class mask):
+    the boundary model, then the proposal ranker on the proposals its boundaries give on the same
+    images. Writes the model to `out` atomically."""
     from tqdm import tqdm
+
+    from pixseg.objectness.ranking import train_proposal_ranker
 
     if max_images < 1:
         raise ValueError(f"max_images must be at least 1, got {max_images}")
@@ -150,6 +162,9 @@ def train_on_dataset(dataset, out, *, max_images: int = 200, progress: bool = Tr
     indices = list(range(0, len(dataset), step))[:max_images]
     with tqdm(total=len(indices), desc="boundary features", unit="img", disable=not progress) as bar:
         model = train_boundary_model((dataset[i] for i in indices), progress=lambda _: bar.update())
+    with tqdm(total=len(indices), desc="proposal ranker", unit="img", disable=not progress) as bar:
+        ranker = train_proposal_ranker((dataset[i] for i in indices), model, progress=lambda _: bar.update())
+    model = BoundaryModel(model.edges, ranker)
     model.save(out)
     return model
 
@@ -184,36 +199,6 @@ def train_boundary_model(samples, *, hidden: int = 16, pixels_per_image: int = 4
     y = np.concatenate(labels)
     if y.min() == y.max():
         raise ValueError("the masks have no object outlines to learn from (every mask is one region)")
-    mean, scale = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-6)
-    x = (x - mean) / scale
     # Each class carries half the loss, whatever the balance of the sample.
     weight = np.where(y == 1, 0.5 / y.sum(), 0.5 / (len(y) - y.sum()))
-    n_features = x.shape[1]
-    shapes = [(n_features, hidden), (hidden,), (hidden,), ()]
-    sizes = [math.prod(shape) for shape in shapes]
-
-    def unpack(theta):
-        parts, start = [], 0
-        for shape, size in zip(shapes, sizes):
-            parts.append(theta[start:start + size].reshape(shape))
-            start += size
-        return parts
-
-    def loss(theta):
-        w1, b1, w2, b2 = unpack(theta)
-        h = np.tanh(x @ w1 + b1)
-        z = h @ w2 + b2
-        # log(1 + e^z) - y z, computed without overflow.
-        value = np.sum(weight * (np.logaddexp(0, z) - y * z)) + 0.5 * l2 * (np.sum(w1 * w1) + np.sum(w2 * w2))
-        dz = weight * (1 / (1 + np.exp(-z)) - y)
-        dh = np.outer(dz, w2) * (1 - h * h)
-        grad = [x.T @ dh + l2 * w1, dh.sum(axis=0), h.T @ dz + l2 * w2, np.array(dz.sum())]
-        return value, np.concatenate([g.ravel() for g in grad])
-
-    start = np.concatenate([rng.normal(0, 1 / math.sqrt(n_features), sizes[0]),
-                            np.zeros(sizes[1]), rng.normal(0, 1 / math.sqrt(hidden), sizes[2]), np.zeros(1)])
-    result = optimize.minimize(loss, start, jac=True, method="L-BFGS-B", options={"maxiter": iterations})
-    w1, b1, w2, b2 = unpack(result.x)
-    return BoundaryModel(mean=mean.astype(np.float32), scale=scale.astype(np.float32),
-                         hidden_weights=w1.astype(np.float32), hidden_bias=b1.astype(np.float32),
-                         output_weights=w2.astype(np.float32), output_bias=float(b2))
+    return BoundaryModel(fit_perceptron(x, y, weight, hidden=hidden, iterations=iterations, l2=l2, rng=rng))
