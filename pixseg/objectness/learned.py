@@ -140,11 +140,16 @@ def load_boundary_model(path) -> BoundaryModel:
         raise ValueError(f"boundary model {path} could not be read: {error}") from None
     if arrays.get("format", np.array("")).item() != FORMAT:
         raise ValueError(f"boundary model {path} is not a {FORMAT} file")
+    from pixseg.objectness.ranking import FEATURES
+
     try:
         edges = Perceptron.from_arrays(arrays)
         ranker = Perceptron.from_arrays(arrays, RANKER_PREFIX) if f"{RANKER_PREFIX}mean" in arrays else None
     except ValueError as error:
         raise ValueError(f"boundary model {path}: {error}") from None
+    if ranker is not None and ranker.mean.shape != (FEATURES,):
+        raise ValueError(f"boundary model {path}: its proposal ranker takes {len(ranker.mean)} features, "
+                         f"expected {FEATURES}")
     return BoundaryModel(edges, ranker)
 
 
