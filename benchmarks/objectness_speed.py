@@ -3,9 +3,11 @@
 Reference: GOP's published C++ (Krähenbühl & Koltun, ECCV 2014) takes about 1 s per image for
 boundaries, over-segmentation and proposals; the issue's budget is the same 1.0 s for proposals +
 POS. Every stage is timed in wall-clock and CPU seconds (CPU is steadier on a shared machine), the
-median over repeats after one warm-up run (which compiles the numba kernels).
+median over repeats after one warm-up run (which compiles the numba kernels). With
+`--boundary-model FILE` (from `pixseg train-boundaries`) the boundaries are the learned model's and, when
+the file holds a proposal ranker, the ranking of the proposals is a stage of its own.
 
-    .venv/bin/python benchmarks/objectness_speed.py [--repeats 7] [--image astronaut]
+    .venv/bin/python benchmarks/objectness_speed.py [--repeats 7] [--image astronaut] [--boundary-model FILE]
 """
 
 import os
@@ -23,8 +25,10 @@ from skimage import data  # noqa: E402
 from skimage.transform import resize  # noqa: E402
 
 from pixseg.objectness.boundaries import boundary_map  # noqa: E402
+from pixseg.objectness.learned import load_boundary_model  # noqa: E402
 from pixseg.objectness.pos import objectness_from_proposals  # noqa: E402
 from pixseg.objectness.proposals import proposals_from_superpixels  # noqa: E402
+from pixseg.objectness.ranking import proposal_weights  # noqa: E402
 from pixseg.objectness.superpixels import superpixels  # noqa: E402
 
 GOP_SECONDS = 1.0
@@ -37,8 +41,9 @@ def photo(name: str) -> np.ndarray:
     return (resize(image, (375, 500), anti_aliasing=True) * 255).round().astype(np.uint8)
 
 
-def run_once(image):
-    """(stage name, wall s, cpu s) for each stage, and the number of proposals."""
+def run_once(image, model=None):
+    """(stage name, wall s, cpu s) for each stage, and the number of proposals; `model` a learned
+    boundary model or None for the training-free boundaries."""
     stages = []
 
     def timed(name, function, *args, **kwargs):
@@ -47,10 +52,13 @@ def run_once(image):
         stages.append((name, time.perf_counter() - wall, time.process_time() - cpu))
         return result
 
-    boundaries = timed("boundaries", boundary_map, image)
+    boundaries = timed("boundaries", boundary_map if model is None else model.boundaries, image)
     labels = timed("superpixels", superpixels, image, boundaries)
     proposals = timed("proposals", proposals_from_superpixels, labels, boundaries)
-    timed("pos", objectness_from_proposals, proposals)
+    weights = None
+    if model is not None and model.ranker is not None:
+        weights = timed("ranking", proposal_weights, model.ranker, proposals, image, boundaries)
+    timed("pos", objectness_from_proposals, proposals, weights)
     return stages, len(proposals), int(labels.max()) + 1
 
 
@@ -58,13 +66,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per photo; medians are reported")
     parser.add_argument("--image", choices=PHOTOS, default=None, help="one photo (default: all)")
+    parser.add_argument("--boundary-model", default=None, help="a learned boundary model file (default: training-free)")
     args = parser.parse_args()
+    model = None if args.boundary_model is None else load_boundary_model(args.boundary_model)
 
     totals = []
     for name in [args.image] if args.image else PHOTOS:
         image = photo(name)
-        run_once(image)
-        runs = [run_once(image) for _ in range(args.repeats)]
+        run_once(image, model)
+        runs = [run_once(image, model) for _ in range(args.repeats)]
         stages = [stage for stage, _, _ in runs[0][0]]
         print(f"{name} {image.shape[1]}x{image.shape[0]}: {runs[0][1]} proposals on {runs[0][2]} superpixels")
         wall_total = statistics.median(sum(w for _, w, _ in run) for run, _, _ in runs)
