@@ -20,6 +20,7 @@ objects dominate the many that do not.
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
 from skimage.color import rgb2lab
 
 from pixseg.objectness.boundaries import as_rgb
@@ -77,9 +78,12 @@ def proposal_features(proposals: Proposals, image, boundaries: np.ndarray) -> np
     outline_length = cut @ stats["length"]
     outline = cut @ (stats["length"] * stats["strength"]) / np.maximum(outline_length, 1)
     within = interior @ (stats["length"] * stats["strength"]) / np.maximum(interior @ stats["length"], 1)
-    touching = np.zeros((member.shape[1],) * 2)
-    touching[stats["first"], stats["second"]] = touching[stats["second"], stats["first"]] = 1
-    around = ((inside @ touching) > 0) & ~member
+    count = member.shape[1]
+    pairs = np.ones(len(stats["first"]))
+    touching = sparse.csr_matrix((np.concatenate([pairs, pairs]), (np.concatenate([stats["first"], stats["second"]]),
+                                  np.concatenate([stats["second"], stats["first"]]))), shape=(count, count))
+    around = (touching @ inside.T).T > 0
+    around &= ~member
     colour_inside = (inside * stats["area"]) @ stats["colour"] / area[:, None]
 
     def mean_colour(region):
