@@ -25,11 +25,15 @@ def scene(seed, size=40):
         image[inside] = rng.integers(0, 256, 3)
         classes[inside] = value
     image += rng.normal(0, 3, image.shape)
-    # A void band on the outline, as VOC masks have.
-    grown = np.zeros_like(classes, bool)
-    grown[1:-1, 1:-1] = classes[1:-1, 1:-1] != classes[2:, 1:-1]
-    classes[grown] = 255
-    return np.clip(image, 0, 255).astype(np.uint8), classes
+    return np.clip(image, 0, 255).astype(np.uint8), with_void_band(classes)
+
+
+def with_void_band(classes):
+    """`classes` with void (255) where the class changes downwards, as VOC's void band on outlines."""
+    band = np.zeros_like(classes, bool)
+    band[1:-1, 1:-1] = classes[1:-1, 1:-1] != classes[2:, 1:-1]
+    classes[band] = 255
+    return classes
 
 
 def separation(model, pairs):

@@ -8,6 +8,7 @@ from pixseg.objectness.learned import BoundaryModel, load_boundary_model, train_
 from pixseg.objectness.perceptron import Perceptron
 from pixseg.objectness.pos import learned_objectness
 from pixseg.objectness.ranking import FEATURES, proposal_features, proposal_overlaps, train_proposal_ranker
+from tests.test_learned_boundaries import with_void_band
 
 PROPOSAL_OPTIONS = {"n_superpixels": 120}
 
@@ -30,10 +31,7 @@ def banded_scene(seed, size=64):
         image[inside] = rng.integers(0, 256, 3)
         classes[inside] = value
     image += rng.normal(0, 4, image.shape)
-    outline = np.zeros_like(classes, bool)
-    outline[1:-1, 1:-1] = classes[1:-1, 1:-1] != classes[2:, 1:-1]
-    classes[outline] = 255
-    return np.clip(image, 0, 255).astype(np.uint8), classes
+    return np.clip(image, 0, 255).astype(np.uint8), with_void_band(classes)
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,24 @@ class SuperpixelGraph:
         return len(self.areas)
 
 
+def shared_borders(labels: np.ndarray, boundaries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The touching pairs of the superpixel map `labels` (int HxW, labels 0..S-1): `edges` (E, 2) with
+    a < b, the border's length in 4-neighbour pixel pairs (E,), and the mean of `boundaries` along it (E,),
+    each pixel pair sampling the stronger of its two values."""
+    n = int(labels.max()) + 1
+    keys, samples = [], []
+    for (la, lb), (sa, sb) in (((labels[:, :-1], labels[:, 1:]), (boundaries[:, :-1], boundaries[:, 1:])),
+                               ((labels[:-1, :], labels[1:, :]), (boundaries[:-1, :], boundaries[1:, :]))):
+        differ = la != lb
+        a, b = la[differ].astype(np.int64), lb[differ].astype(np.int64)
+        keys.append(np.minimum(a, b) * n + np.maximum(a, b))
+        samples.append(np.maximum(sa[differ], sb[differ]))
+    keys, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+    length = np.bincount(inverse, minlength=len(keys))
+    mean = np.bincount(inverse, np.concatenate(samples).astype(np.float64), len(keys)) / length
+    return np.stack(np.divmod(keys, n), axis=1), length, mean
+
+
 def build_graph(labels: np.ndarray, boundaries: np.ndarray, *, power: float = 1.0,
                 constant: float = 1e-3) -> SuperpixelGraph:
     """Graph of the superpixel map `labels` (int HxW, labels 0..S-1) on `boundaries` (HxW in [0, 1]).
@@ -44,20 +62,10 @@ def build_graph(labels: np.ndarray, boundaries: np.ndarray, *, power: float = 1.
     if constant <= 0:
         raise ValueError(f"constant must be positive (it keeps edge weights above 0), got {constant}")
     n = int(labels.max()) + 1
-    keys, samples = [], []
-    for (la, lb), (sa, sb) in (((labels[:, :-1], labels[:, 1:]), (boundaries[:, :-1], boundaries[:, 1:])),
-                               ((labels[:-1, :], labels[1:, :]), (boundaries[:-1, :], boundaries[1:, :]))):
-        differ = la != lb
-        a, b = la[differ].astype(np.int64), lb[differ].astype(np.int64)
-        keys.append(np.minimum(a, b) * n + np.maximum(a, b))
-        samples.append(np.maximum(sa[differ], sb[differ]))
-    keys, inverse = np.unique(np.concatenate(keys), return_inverse=True)
-    total = np.bincount(inverse, np.concatenate(samples).astype(np.float64), len(keys))
-    mean = total / np.bincount(inverse, minlength=len(keys))
+    edges, _, mean = shared_borders(labels, boundaries)
     sides = np.zeros((4, n), bool)
     for side, edge in enumerate((labels[0], labels[-1], labels[:, 0], labels[:, -1])):
         sides[side, edge] = True
-    edges = np.stack(np.divmod(keys, n), axis=1)
     weights = mean ** power + constant
     tails = np.concatenate([edges[:, 0], edges[:, 1]])
     order = np.argsort(tails, kind="stable")

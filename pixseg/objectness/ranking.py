@@ -24,6 +24,7 @@ from scipy import sparse
 from skimage.color import rgb2lab
 
 from pixseg.objectness.boundaries import as_rgb
+from pixseg.objectness.geodesic import shared_borders
 from pixseg.objectness.learned import BoundaryModel, mask_objects
 from pixseg.objectness.perceptron import Perceptron, fit_perceptron
 from pixseg.objectness.proposals import Proposals, propose
@@ -45,20 +46,11 @@ def _superpixel_statistics(labels: np.ndarray, boundaries: np.ndarray, image: np
     border = np.bincount(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]), minlength=count)
     lab = rgb2lab(image).reshape(-1, 3)
     colour = np.stack([np.bincount(flat, lab[:, c], count) for c in range(3)], axis=1) / area[:, None]
-    keys, samples = [], []
-    for (first, second), (strength_a, strength_b) in (
-            ((labels[:, :-1], labels[:, 1:]), (boundaries[:, :-1], boundaries[:, 1:])),
-            ((labels[:-1, :], labels[1:, :]), (boundaries[:-1, :], boundaries[1:, :]))):
-        differ = first != second
-        a, b = first[differ].astype(np.int64), second[differ].astype(np.int64)
-        keys.append(np.minimum(a, b) * count + np.maximum(a, b))
-        samples.append(np.maximum(strength_a[differ], strength_b[differ]))
-    keys, inverse = np.unique(np.concatenate(keys), return_inverse=True)
-    length = np.bincount(inverse, minlength=len(keys)).astype(np.float64)
-    strength = np.bincount(inverse, np.concatenate(samples).astype(np.float64), len(keys)) / length
-    first, second = np.divmod(keys, count)
+    edges, length, strength = shared_borders(labels, boundaries)
+    first, second = edges[:, 0], edges[:, 1]
     return {"area": area, "centre_y": centre_y, "centre_x": centre_x, "border": border.astype(np.float64),
-            "colour": colour, "first": first, "second": second, "length": length, "strength": strength}
+            "colour": colour, "first": first, "second": second, "length": length.astype(np.float64),
+            "strength": strength}
 
 
 def proposal_features(proposals: Proposals, image, boundaries: np.ndarray) -> np.ndarray:
