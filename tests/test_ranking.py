@@ -1,5 +1,10 @@
 """The proposal ranker: its features and targets, that it learns which proposals are objects, and storage."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -156,3 +161,34 @@ def test_a_broken_ranker_in_a_model_file_is_a_clear_error(boundary_model, tmp_pa
         pixel_objectness(banded_scene(1)[0], boundary_method="learned")
     with pytest.raises(ValueError, match="no proposals"):
         train_proposal_ranker([(np.full((16, 16, 3), 90, np.uint8), np.zeros((16, 16), np.uint8))], boundary_model)
+
+
+RANKED_SCRIPT = """
+import hashlib, sys
+import numpy as np
+from pixseg.objectness.learned import load_boundary_model
+from pixseg.objectness.pos import learned_objectness
+from tests.test_ranking import PROPOSAL_OPTIONS, banded_scene
+
+model = load_boundary_model(sys.argv[1])
+digest = hashlib.sha256()
+for seed in (60, 61):
+    digest.update(learned_objectness(banded_scene(seed)[0], model, **PROPOSAL_OPTIONS)[1].tobytes())
+print(digest.hexdigest())
+"""
+
+
+def test_ranked_objectness_is_the_same_to_the_bit_on_any_thread_count(boundary_model, tmp_path):
+    training = [banded_scene(seed) for seed in range(4)]
+    model = BoundaryModel(boundary_model.edges, train_proposal_ranker(training, boundary_model, iterations=60,
+                                                                      **PROPOSAL_OPTIONS))
+    model.save(tmp_path / "model.npz")
+    digests = set()
+    for threads in ("1", "4"):
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
+               "MKL_NUM_THREADS": threads, "NUMBA_NUM_THREADS": threads}
+        result = subprocess.run([sys.executable, "-c", RANKED_SCRIPT, str(tmp_path / "model.npz")], env=env,
+                                capture_output=True, text=True, timeout=600, cwd=Path(__file__).parent.parent)
+        assert result.returncode == 0, result.stderr
+        digests.add(result.stdout.strip())
+    assert len(digests) == 1
