@@ -16,6 +16,9 @@ On a VOC-layout folder with class masks (no instance masks needed), per image:
 Boundaries: the training-free default, or a learned boundary model (`--boundary-model FILE`), or
 `--folds K`: K boundary models, each trained on the other folds' images (`train_boundary_model`)
 and measured on its own fold only, so no image is scored by a model that saw it.
+`--oracle-boundaries` (with `--folds K --choose-scale`, no model is trained) uses each image's own object
+outlines from its mask as the boundary map: an upper bound that shows what objectness gives the
+POS-CRF when the boundaries are right.
 `--folds K --choose-scale` (K >= 3) also chooses the POS-CRF weight on held-out images, as
 `tune-crf` chooses CRF parameters: model f is trained on fold f alone, the weights of
 `--pos-scales` are compared on fold f + 1 (the best mIoU wins, for objectness and for the
@@ -32,7 +35,6 @@ Timings are not the point here; it prints the comparison table only.
 
 import argparse
 import time
-from functools import partial
 
 import numpy as np
 from proposal_quality import best_overlaps, instance_counts
@@ -45,7 +47,7 @@ from pixseg.crf.params import CRF_PRESETS, DEFAULT_ITERATIONS, DEFAULT_PRESET
 from pixseg.data import VOCSegmentation
 from pixseg.metrics import ConfusionMatrix
 from pixseg.objectness.boundaries import boundary_map
-from pixseg.objectness.learned import BoundaryModel, load_boundary_model, train_boundary_model
+from pixseg.objectness.learned import BoundaryModel, load_boundary_model, mask_objects, train_boundary_model
 from pixseg.objectness.pos import center_prior, learned_objectness, objectness_from_proposals
 from pixseg.objectness.proposals import proposals_from_superpixels
 from pixseg.objectness.ranking import train_proposal_ranker
@@ -109,9 +111,19 @@ def crf_jobs(args, candidates=None, tuned=None) -> dict:
     return jobs
 
 
-def training_free_objectness(image):
+def training_free_objectness(image, classes):
     boundaries = boundary_map(image)
     proposals = proposals_from_superpixels(superpixels(image, boundaries), boundaries)
+    return proposals, objectness_from_proposals(proposals)
+
+
+def oracle_objectness(image, classes):
+    """Proposals and plain POS on the mask's own object outlines (1 on an outline pixel, 0 elsewhere)."""
+    objects = mask_objects(classes)
+    outline = np.zeros(objects.shape, np.float32)
+    outline[:, 1:][objects[:, 1:] != objects[:, :-1]] = 1
+    outline[1:, :][objects[1:, :] != objects[:-1, :]] = 1
+    proposals = proposals_from_superpixels(superpixels(image, outline), outline)
     return proposals, objectness_from_proposals(proposals)
 
 
@@ -119,6 +131,11 @@ def learned_model(pairs, args) -> BoundaryModel:
     """A boundary model trained on `pairs` and, unless --no-ranker, its proposal ranker."""
     model = train_boundary_model(pairs)
     return model if args.no_ranker else BoundaryModel(model.edges, train_proposal_ranker(pairs, model))
+
+
+def model_objectness(model):
+    """objectness_of for `measure`: the learned model's proposals and POS (the mask is not used)."""
+    return lambda image, classes: learned_objectness(image, model)
 
 
 def measure(dataset, indices, objectness_of, args, quality: bool = True, jobs=None) -> dict:
@@ -129,7 +146,7 @@ def measure(dataset, indices, objectness_of, args, quality: bool = True, jobs=No
     for index in tqdm(indices, desc="images", unit="img", leave=False):
         image, classes = dataset[index]
         classes = np.asarray(classes)
-        proposals, pos = objectness_of(image)
+        proposals, pos = objectness_of(image, classes)
         labels = proposals.superpixels
         prior = center_prior(classes.shape)
         if quality:
@@ -189,8 +206,11 @@ def rotate_folds(dataset, args):
     default = list(CRF_PRESETS).index(DEFAULT_PRESET)
     for fold in range(args.folds):
         tuning, scoring = folds[(fold + 1) % args.folds], folds[(fold + 2) % args.folds]
-        model = learned_model([dataset[i] for i in folds[fold]], args)
-        tuned = measure(dataset, tuning, partial(learned_objectness, model=model), args, quality=False,
+        if args.oracle_boundaries:
+            objectness_of = oracle_objectness
+        else:
+            objectness_of = model_objectness(learned_model([dataset[i] for i in folds[fold]], args))
+        tuned = measure(dataset, tuning, objectness_of, args, quality=False,
                         jobs=crf_jobs(args, candidates) if candidates else None)
         best = None
         if candidates:
@@ -207,7 +227,7 @@ def rotate_folds(dataset, args):
         print(f"fold {fold + 1}/{args.folds}: model trained on {len(folds[fold])} images; weights chosen on "
               f"{len(tuning)}: objectness {chosen['pos-crf']:g}, centred Gaussian {chosen['prior-crf']:g}; "
               f"scoring {len(scoring)}")
-        results = measure(dataset, scoring, partial(learned_objectness, model=model), args,
+        results = measure(dataset, scoring, objectness_of, args,
                           jobs=crf_jobs(args, tuned=best))
         for key in ("pos_ratio", "prior_ratio", "overlaps", "proposals"):
             scored[key].extend(results[key])
@@ -227,6 +247,8 @@ def main():
     parser.add_argument("--boundary-model", default=None, help="a learned boundary model for every image")
     parser.add_argument("--folds", type=int, default=0,
                         help="cross-validate a learned boundary model over K folds (0: no learning)")
+    parser.add_argument("--oracle-boundaries", action="store_true",
+                        help="with --choose-scale: each image's own mask outlines as its boundary map (an upper bound)")
     parser.add_argument("--no-ranker", action="store_true",
                         help="with --folds: plain objectness (every proposal counts alike), no proposal ranker")
     parser.add_argument("--choose-scale", action="store_true",
@@ -251,6 +273,8 @@ def main():
         parser.error("--folds trains its own models; give --boundary-model or --folds, not both")
     if args.choose_scale and (args.folds < 3 or args.no_crf or {"prior-crf", "pos-crf"} - set(args.crf_rows)):
         parser.error("--choose-scale needs --folds 3 or more and the prior-crf and pos-crf rows")
+    if args.oracle_boundaries and not args.choose_scale:
+        parser.error("--oracle-boundaries needs --choose-scale (and its --folds)")
     if args.tune_crf is not None and (not args.choose_scale or args.tune_crf < 0):
         parser.error("--tune-crf N needs --choose-scale and N >= 0")
 
@@ -258,21 +282,22 @@ def main():
     started = time.perf_counter()
     if args.choose_scale:
         results = rotate_folds(dataset, args)
-        source = f"learned, {args.folds} folds rotated (train / choose the weight / score)"
+        source = ("the masks' own outlines (oracle)" if args.oracle_boundaries
+                  else f"learned, {args.folds} folds rotated (train / choose the weight / score)")
     elif args.folds:
         results = {"pos_ratio": [], "prior_ratio": [], "overlaps": [], "proposals": [], "images": {}}
         for fold, held_out in enumerate(np.array_split(np.arange(len(dataset)), args.folds)):
             training = np.setdiff1d(np.arange(len(dataset)), held_out)
             model = learned_model([dataset[i] for i in training], args)
             print(f"fold {fold + 1}/{args.folds}: trained on {len(training)} images, measuring {len(held_out)}")
-            measured = measure(dataset, held_out, partial(learned_objectness, model=model), args)
+            measured = measure(dataset, held_out, model_objectness(model), args)
             for key in ("pos_ratio", "prior_ratio", "overlaps", "proposals"):
                 results[key].extend(measured[key])
             results["images"].update(measured["images"])
         source = f"learned, {args.folds}-fold cross-validation"
     elif args.boundary_model:
         model = load_boundary_model(args.boundary_model)
-        results = measure(dataset, range(len(dataset)), partial(learned_objectness, model=model), args)
+        results = measure(dataset, range(len(dataset)), model_objectness(model), args)
         source = f"learned, {args.boundary_model}"
     else:
         results = measure(dataset, range(len(dataset)), training_free_objectness, args)
