@@ -224,7 +224,8 @@ def rotate_folds(dataset, args):
             for matrices in tuned["images"].values():
                 matrices.update({key[:2]: matrix for key, matrix in list(matrices.items()) if key[2:] == (default,)})
         chosen = {row: choose_scale(tuned, list(tuning), row, args.pos_scales) for row in ("prior-crf", "pos-crf")}
-        print(f"fold {fold + 1}/{args.folds}: model trained on {len(folds[fold])} images; weights chosen on "
+        trained = "oracle outlines" if args.oracle_boundaries else f"model trained on {len(folds[fold])} images"
+        print(f"fold {fold + 1}/{args.folds}: {trained}; weights chosen on "
               f"{len(tuning)}: objectness {chosen['pos-crf']:g}, centred Gaussian {chosen['prior-crf']:g}; "
               f"scoring {len(scoring)}")
         results = measure(dataset, scoring, objectness_of, args,
