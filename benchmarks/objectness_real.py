@@ -14,7 +14,8 @@ On a VOC-layout folder with class masks (no instance masks needed), per image:
   labelled pixel) averaged over 32 x 32 blocks, upsampled bilinearly, and mixed with a uniform
   distribution (weight `--uniform`), so boundaries are blobby, small objects fade and no pixel is certain.
 Boundaries: the training-free default, or a learned boundary model (`--boundary-model FILE`), or
-`--folds K`: K boundary models, each trained on the other folds' images (`train_boundary_model`)
+`--folds K`: K boundary models, each trained on the other folds' images (`train_boundary_model`, then
+its proposal ranker on the same images, `train_proposal_ranker`; `--no-ranker` leaves the ranker out)
 and measured on its own fold only, so no image is scored by a model that saw it.
 `--oracle-boundaries` (with `--folds K --choose-scale`, no model is trained) uses each image's own object
 outlines from its mask as the boundary map: an upper bound that shows what objectness gives the
@@ -228,8 +229,7 @@ def rotate_folds(dataset, args):
         print(f"fold {fold + 1}/{args.folds}: {trained}; weights chosen on "
               f"{len(tuning)}: objectness {chosen['pos-crf']:g}, centred Gaussian {chosen['prior-crf']:g}; "
               f"scoring {len(scoring)}")
-        results = measure(dataset, scoring, objectness_of, args,
-                          jobs=crf_jobs(args, tuned=best))
+        results = measure(dataset, scoring, objectness_of, args, jobs=crf_jobs(args, tuned=best))
         for key in ("pos_ratio", "prior_ratio", "overlaps", "proposals"):
             scored[key].extend(results[key])
         for index, matrices in results["images"].items():
