@@ -48,7 +48,7 @@ from pixseg.crf.params import CRF_PRESETS, DEFAULT_ITERATIONS, DEFAULT_PRESET
 from pixseg.data import VOCSegmentation
 from pixseg.metrics import ConfusionMatrix
 from pixseg.objectness.boundaries import boundary_map
-from pixseg.objectness.learned import BoundaryModel, load_boundary_model, mask_objects, train_boundary_model
+from pixseg.objectness.learned import BoundaryModel, load_boundary_model, mask_outlines, train_boundary_model
 from pixseg.objectness.pos import center_prior, learned_objectness, objectness_from_proposals
 from pixseg.objectness.proposals import proposals_from_superpixels
 from pixseg.objectness.ranking import train_proposal_ranker
@@ -120,10 +120,7 @@ def training_free_objectness(image, classes):
 
 def oracle_objectness(image, classes):
     """Proposals and plain POS on the mask's own object outlines (1 on an outline pixel, 0 elsewhere)."""
-    objects = mask_objects(classes)
-    outline = np.zeros(objects.shape, np.float32)
-    outline[:, 1:][objects[:, 1:] != objects[:, :-1]] = 1
-    outline[1:, :][objects[1:, :] != objects[:-1, :]] = 1
+    outline = mask_outlines(classes).astype(np.float32)
     proposals = proposals_from_superpixels(superpixels(image, outline), outline)
     return proposals, objectness_from_proposals(proposals)
 

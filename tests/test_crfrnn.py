@@ -81,8 +81,9 @@ def test_lattice_gradients_match_the_exact_layer(backend):
 
 def test_fused_numba_steps_equal_autograd_through_the_same_lattices():
     """The numba backend's hand-written backward (`_FusedMeanField`, a batch of two on two worker
-    threads where numba's pool has two) against autograd through the per-operation loop on the same lattices: equal up to
-    float32 rounding, at perturbed parameters and with a loss that weights the labels differently."""
+    threads where numba's pool has two) against autograd through the per-operation loop on the same
+    lattices: equal up to float32 rounding, at perturbed parameters and with a loss that weights the
+    labels differently."""
     logits, images = scene(16, 20, 3, batch=2, seed=4)
     layer = CRFasRNN(3, iterations=3, appearance=(3.0, 6.0, 15.0), smoothness=(2.0, 2.0), backend="numba",
                      threads=min(2, numba.config.NUMBA_NUM_THREADS))

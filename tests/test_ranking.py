@@ -115,9 +115,11 @@ def test_weighted_objectness_counts_each_proposal_with_its_weight():
                            [True, False, False],
                            [False, False, True]])
     proposals = Proposals(labels, membership)
-    np.testing.assert_array_equal(objectness_from_proposals(proposals, np.ones(3)), objectness_from_proposals(proposals))
+    plain = objectness_from_proposals(proposals)
+    np.testing.assert_array_equal(objectness_from_proposals(proposals, np.ones(3)), plain)
     np.testing.assert_allclose(objectness_from_proposals(proposals, [0, 1, 0]), [[1, 1, 0], [0, 0, 0]])
-    np.testing.assert_allclose(objectness_from_proposals(proposals, [3, 0, 1]), [[0.75, 0.75, 0.75], [0.25, 0.25, 0.75]])
+    np.testing.assert_allclose(objectness_from_proposals(proposals, [3, 0, 1]),
+                               [[0.75, 0.75, 0.75], [0.25, 0.25, 0.75]])
     assert (objectness_from_proposals(proposals, np.zeros(3)) == 0).all()
     for bad in ([1, 1], [1, -1, 0], [1, np.nan, 0]):
         with pytest.raises(ValueError, match="3 finite values"):

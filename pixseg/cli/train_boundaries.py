@@ -3,7 +3,8 @@
 
 def register(subparsers):
     parser = subparsers.add_parser(
-        "train-boundaries", help="learn the objectness model (boundaries, proposal ranker) from a dataset's class masks",
+        "train-boundaries",
+        help="learn the objectness model (boundaries, proposal ranker) from a dataset's class masks",
         description="Fits a small boundary model to the object outlines of a dataset's class masks, then a "
                     "ranker of the proposals those boundaries give (minutes on a CPU), and writes both to OUT, "
                     "for `pixseg objectness --boundary-model` and `pixseg eval/predict --crf pos --boundary-model`.")
@@ -27,5 +28,5 @@ def run(args):
         raise ValueError(f"--max-images must be at least 1, got {args.max_images}")
     dataset = create_dataset(None, args.data, args.split)
     train_on_dataset(dataset, out, max_images=args.max_images)
-    print(f"learned a boundary model and proposal ranker from {min(len(dataset), args.max_images)} images of {args.data} "
-          f"({args.split}); wrote {out}")
+    print(f"learned a boundary model and proposal ranker from {min(len(dataset), args.max_images)} images of "
+          f"{args.data} ({args.split}); wrote {out}")

@@ -84,15 +84,22 @@ def mask_objects(classes: np.ndarray) -> np.ndarray:
     return objects
 
 
+def mask_outlines(classes: np.ndarray) -> np.ndarray:
+    """bool H x W: the outlines between the objects of a class mask (`mask_objects`) and between objects
+    and background, one pixel wide (the pixel below or right of each change)."""
+    objects = mask_objects(classes)
+    outline = np.zeros(objects.shape, bool)
+    outline[:, 1:] |= objects[:, 1:] != objects[:, :-1]
+    outline[1:, :] |= objects[1:, :] != objects[:-1, :]
+    return outline
+
+
 def outline_targets(classes: np.ndarray) -> np.ndarray:
     """int8 H x W: 1 near an object outline of the class mask, 0 far from any, -1 in between (unused)."""
     classes = np.asarray(classes)
     if (classes == VOID).all():
         return np.full(classes.shape, -1, np.int8)
-    objects = mask_objects(classes)
-    outline = np.zeros(classes.shape, bool)
-    outline[:, 1:] |= objects[:, 1:] != objects[:, :-1]
-    outline[1:, :] |= objects[1:, :] != objects[:-1, :]
+    outline = mask_outlines(classes)
     if not outline.any():
         return np.zeros(classes.shape, np.int8)
     distance = ndimage.distance_transform_edt(~outline)

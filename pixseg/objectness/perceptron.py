@@ -2,7 +2,8 @@
 
 Inputs are standardised with the training sample's mean and spread, a tanh layer follows, and a
 logistic output gives a probability. Fitting minimises the weighted logistic loss, which also takes
-soft targets in [0, 1], by full-batch L-BFGS from a start drawn from a seeded generator, so the same sample gives the same model.
+soft targets in [0, 1], by full-batch L-BFGS from a start drawn from a seeded generator, so the same
+sample gives the same model.
 """
 
 from __future__ import annotations
